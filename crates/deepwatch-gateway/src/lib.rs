@@ -1,0 +1,2 @@
+//! OpenAI-compatible streaming gateway: pools, failover, rollouts, token accounting, sensitive-data scanner, fault injection.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Lab: engine simulator, load generator, chaos scenarios and the demo.
+#![forbid(unsafe_code)]

@@ -1,0 +1,10 @@
+//! `deepwatch gateway`.
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`deepwatch gateway` is not available in this build yet")
+}

@@ -1,0 +1,41 @@
+//! Subcommands. Each file holds one subcommand's flags (`Args`) and its `run`.
+
+pub mod agent;
+pub mod analyze;
+pub mod chaos;
+pub mod config;
+pub mod demo;
+pub mod doctor;
+pub mod gateway;
+pub mod load;
+pub mod push;
+pub mod rules;
+pub mod sim;
+
+use std::process::ExitCode;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs an async entry point on a multi-threaded runtime.
+#[allow(dead_code)]
+pub fn block_on<F>(future: F) -> anyhow::Result<ExitCode>
+where
+    F: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(future)
+}
