@@ -277,14 +277,19 @@ mod tests {
 #[cfg(test)]
 mod drift {
     /// `deepwatch.example.toml` at the repository root must be what `deepwatch config example`
-    /// prints. Regenerate with `cargo run -- config example > deepwatch.example.toml`.
+    /// prints. Regenerate with `DEEPWATCH_BLESS=1 cargo test -p deepwatch-core drift`.
     #[test]
     fn committed_example_matches_generator() {
         let committed = include_str!("../../../../deepwatch.example.toml");
         let generated = super::example();
+        if std::env::var_os("DEEPWATCH_BLESS").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deepwatch.example.toml");
+            std::fs::write(path, &generated).unwrap();
+            return;
+        }
         if committed != generated {
             panic!(
-                "deepwatch.example.toml drifted from `deepwatch config example`; regenerate it with\n  cargo run -- config example > deepwatch.example.toml\n--- generated ---\n{generated}"
+                "deepwatch.example.toml drifted from `deepwatch config example`; regenerate it with\n  DEEPWATCH_BLESS=1 cargo test -p deepwatch-core drift\n--- generated ---\n{generated}"
             );
         }
     }
