@@ -122,15 +122,32 @@ impl MetricSink {
         sum: f64,
         count: u64,
     ) {
+        self.histogram_with_edges(spec, label_values, spec.buckets, cumulative, sum, count);
+    }
+
+    /// A histogram whose bucket edges are not the catalog's (engine histograms re-exported with
+    /// the engine's own edges). `cumulative` has one count per edge; `+Inf` is `count`.
+    pub fn histogram_with_edges(
+        &mut self,
+        spec: &MetricSpec,
+        label_values: &[&str],
+        edges: &[f64],
+        cumulative: &[u64],
+        sum: f64,
+        count: u64,
+    ) {
         debug_assert_eq!(spec.kind, MetricType::Histogram);
-        debug_assert_eq!(spec.buckets.len(), cumulative.len(), "buckets of {}", spec.name);
+        debug_assert_eq!(edges.len(), cumulative.len(), "buckets of {}", spec.name);
         debug_assert_eq!(spec.labels.len(), label_values.len(), "labels of {}", spec.name);
         let format = self.format;
         let i = self.spec_family(spec);
         let body = &mut self.families[i].body;
         let bucket_name = format!("{}_bucket", spec.name);
         let mut le = String::new();
-        for (edge, n) in spec.buckets.iter().zip(cumulative) {
+        for (edge, n) in edges.iter().zip(cumulative) {
+            if edge.is_infinite() {
+                continue;
+            }
             le.clear();
             write_float(&mut le, *edge);
             write_sample(

@@ -7,7 +7,10 @@
 pub mod agent;
 pub mod analyzer;
 pub mod gateway;
+pub mod notify;
+pub mod probes;
 pub mod push;
+pub mod remediation;
 pub mod rules;
 pub mod sim;
 
@@ -22,6 +25,9 @@ pub struct Config {
     pub agent: agent::AgentConfig,
     pub gateway: gateway::GatewayConfig,
     pub analyzer: analyzer::AnalyzerConfig,
+    pub remediation: remediation::RemediationConfig,
+    pub notify: notify::NotifyConfig,
+    pub probes: probes::ProbesConfig,
     pub rules: rules::RulesConfig,
     pub sim: sim::SimConfig,
     pub push: push::PushConfig,
@@ -54,6 +60,9 @@ impl Config {
         self.agent.validate(&Path::root("agent"), &mut problems);
         self.gateway.validate(&Path::root("gateway"), &mut problems);
         self.analyzer.validate(&Path::root("analyzer"), &mut problems);
+        self.remediation.validate(&Path::root("remediation"), &mut problems);
+        self.notify.validate(&Path::root("notify"), &mut problems);
+        self.probes.validate(&Path::root("probes"), &mut problems);
         self.rules.validate(&Path::root("rules"), &mut problems);
         self.sim.validate(&Path::root("sim"), &mut problems);
         self.push.validate(&Path::root("push"), &mut problems);
@@ -68,6 +77,9 @@ pub fn example() -> String {
         agent::EXAMPLE,
         gateway::EXAMPLE,
         analyzer::EXAMPLE,
+        remediation::EXAMPLE,
+        notify::EXAMPLE,
+        probes::EXAMPLE,
         rules::EXAMPLE,
         sim::EXAMPLE,
         push::EXAMPLE,
