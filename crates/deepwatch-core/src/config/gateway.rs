@@ -1,17 +1,626 @@
-//! The `[gateway]` section of `deepwatch.toml`.
+//! The `[gateway]` section of `deepwatch.toml`: listeners and credentials, label allow-lists,
+//! timeouts and limits, upstream pools with their health settings, retry, rollout defaults,
+//! the sensitive-data scanner's per-tenant policies, fault injection and the request log.
+//! Durations are integers with their unit in the name (`interval_ms`, `step_secs`).
 
 use super::{Path, Problems};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+
+/// Default proxy address: all interfaces, port 8080 (vLLM's own default is 8000).
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// Default admin and `/metrics` address: loopback only, next to the agent's 9844.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9845";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address of the OpenAI-compatible proxy.
+    pub listen: String,
+    /// Address of the admin API, `/metrics` and `/healthz`.
+    pub admin_listen: String,
+    /// Bearer token of the admin API; empty disables every admin endpoint except `/metrics`
+    /// and `/healthz`.
+    pub admin_token: String,
+    /// Reject proxy requests without a key from `api_keys` (401).
+    pub require_api_key: bool,
+    /// API key -> tenant name. The tenant labels metrics and selects the scanner policy.
+    pub api_keys: BTreeMap<String, String>,
+    /// Tenant label values; empty = every tenant named in `api_keys`. Others fold into `other`.
+    pub tenants: Vec<String>,
+    /// Model names served; empty = any model (the first `max_model_labels` distinct names
+    /// label metrics, later ones fold into `other`). Non-empty: other models get 404.
+    pub models: Vec<String>,
+    pub max_model_labels: usize,
+    /// Largest request body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// Time a client has to send its request headers.
+    pub client_header_timeout_ms: u64,
+    /// Idle keep-alive connections from clients are closed after this long.
+    pub client_idle_timeout_ms: u64,
+    pub upstream_connect_timeout_ms: u64,
+    /// Time from sending a request upstream to its response headers.
+    pub upstream_header_timeout_ms: u64,
+    /// Longest silence from an upstream while reading its body (first token included).
+    pub upstream_idle_timeout_ms: u64,
+    /// SSE comment sent to streaming clients after this much silence; 0 disables.
+    pub keepalive_interval_ms: u64,
+    pub retry: RetryConfig,
+    pub pools: Vec<PoolConfig>,
+    pub rollout: RolloutConfig,
+    pub scanner: ScannerConfig,
+    pub faults: FaultsConfig,
+    pub request_log: RequestLogConfig,
+    /// Append-only JSON-lines file of deploy events (start, step, rollback, promote, failover);
+    /// empty keeps them in memory only (`GET /admin/events`).
+    pub events_path: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: DEFAULT_LISTEN.to_string(),
+            admin_listen: DEFAULT_ADMIN_LISTEN.to_string(),
+            admin_token: String::new(),
+            require_api_key: false,
+            api_keys: BTreeMap::new(),
+            tenants: Vec::new(),
+            models: Vec::new(),
+            max_model_labels: 16,
+            max_body_bytes: 8 * 1024 * 1024,
+            client_header_timeout_ms: 10_000,
+            client_idle_timeout_ms: 120_000,
+            upstream_connect_timeout_ms: 2_000,
+            upstream_header_timeout_ms: 60_000,
+            upstream_idle_timeout_ms: 300_000,
+            keepalive_interval_ms: 10_000,
+            retry: RetryConfig::default(),
+            pools: Vec::new(),
+            rollout: RolloutConfig::default(),
+            scanner: ScannerConfig::default(),
+            faults: FaultsConfig::default(),
+            request_log: RequestLogConfig::default(),
+            events_path: String::new(),
+        }
+    }
+}
+
+/// Retry of requests that failed before any byte reached the client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Extra attempts, each on another upstream (0 disables).
+    pub attempts: u32,
+    /// Upstream statuses that count as a failure worth retrying.
+    pub on_status: Vec<u16>,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig { attempts: 1, on_status: vec![500, 502, 503, 504] }
+    }
+}
+
+/// A group of upstreams serving one model version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolConfig {
+    pub name: String,
+    /// Percent of the traffic of its priority tier (0-100); a rollout moves it.
+    pub weight: u32,
+    /// 0 serves first; a higher number is a standby that serves only while every pool with a
+    /// lower number has no healthy upstream.
+    pub priority: u32,
+    /// The `model_version` label of requests served here.
+    pub model_version: String,
+    /// Base URLs (`http://host:port`); request paths are appended.
+    pub upstreams: Vec<String>,
+    /// Bearer key sent upstream; empty forwards the client's `Authorization` when the gateway
+    /// has no `api_keys` of its own, else sends none.
+    pub api_key: String,
+    pub health: HealthConfig,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            name: String::new(),
+            weight: 100,
+            priority: 0,
+            model_version: "unknown".to_string(),
+            upstreams: Vec::new(),
+            api_key: String::new(),
+            health: HealthConfig::default(),
+        }
+    }
+}
+
+/// Passive (error ratio of real traffic) and active (probe) health of a pool's upstreams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Eject an upstream whose error ratio over the window reaches this (0-1).
+    pub error_ratio: f64,
+    pub window_secs: u64,
+    /// Requests in the window before the ratio counts.
+    pub min_requests: u64,
+    /// Consecutive failed requests that eject at once, whatever the ratio.
+    pub consecutive_failures: u32,
+    /// Probe path (GET, 2xx = pass); empty disables active probes.
+    pub probe_path: String,
+    pub probe_interval_ms: u64,
+    pub probe_timeout_ms: u64,
+    /// Consecutive passing probes that bring an ejected upstream back.
+    pub healthy_after: u32,
+    /// Consecutive failing probes that eject an upstream.
+    pub unhealthy_after: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            error_ratio: 0.5,
+            window_secs: 10,
+            min_requests: 10,
+            consecutive_failures: 3,
+            probe_path: "/health".to_string(),
+            probe_interval_ms: 1_000,
+            probe_timeout_ms: 500,
+            healthy_after: 2,
+            unhealthy_after: 2,
+        }
+    }
+}
+
+/// Defaults of rollouts started through `POST /admin/rollouts` (the request may override each).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RolloutConfig {
+    /// Canary weights in percent; reaching 100 promotes.
+    pub steps: Vec<u32>,
+    /// Analysis window of each step.
+    pub step_secs: u64,
+    /// Requests each side needs in the window; fewer extends the step.
+    pub min_samples: u64,
+    /// Canary TTFT p95 may be at most this multiple of stable's (plus `latency_slack_ms`).
+    pub max_ttft_p95_ratio: f64,
+    /// Canary TPOT p95 may be at most this multiple of stable's (plus `latency_slack_ms`).
+    pub max_tpot_p95_ratio: f64,
+    /// Absolute slack on the latency comparisons, so sub-millisecond noise does not fail.
+    pub latency_slack_ms: u64,
+    /// Canary error ratio may exceed stable's by at most this (0-1).
+    pub max_error_ratio_increase: f64,
+    /// Canary stream-cut ratio may exceed stable's by at most this (0-1).
+    pub max_stream_cut_ratio_increase: f64,
+}
+
+impl Default for RolloutConfig {
+    fn default() -> Self {
+        RolloutConfig {
+            steps: vec![1, 5, 25, 50, 100],
+            step_secs: 60,
+            min_samples: 50,
+            max_ttft_p95_ratio: 1.25,
+            max_tpot_p95_ratio: 1.25,
+            latency_slack_ms: 10,
+            max_error_ratio_increase: 0.02,
+            max_stream_cut_ratio_increase: 0.01,
+        }
+    }
+}
+
+/// What the scanner does with a sensitive value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScanAction {
+    /// Do not scan.
+    Off,
+    /// Count matches, pass the text unchanged.
+    Count,
+    /// Replace each value with `[REDACTED:<kind>]`.
+    Redact,
+    /// Refuse the prompt (403) or end the stream with an error event.
+    Block,
+}
+
+impl ScanAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanAction::Off => "off",
+            ScanAction::Count => "count",
+            ScanAction::Redact => "redact",
+            ScanAction::Block => "block",
+        }
+    }
+}
+
+/// Kinds of sensitive values the scanner knows.
+pub const SCAN_KINDS: &[&str] = &["email", "phone", "cn_id", "bank_card", "api_key", "ipv4"];
+
+/// One scanner policy: an action per direction and the kinds it looks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanPolicy {
+    pub prompt: ScanAction,
+    pub output: ScanAction,
+    pub kinds: Vec<String>,
+}
+
+impl Default for ScanPolicy {
+    fn default() -> Self {
+        ScanPolicy {
+            prompt: ScanAction::Count,
+            output: ScanAction::Count,
+            kinds: SCAN_KINDS.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScannerConfig {
+    pub enabled: bool,
+    /// Policy of tenants without their own entry.
+    pub default: ScanPolicy,
+    /// Tenant name -> policy.
+    pub tenants: BTreeMap<String, ScanPolicy>,
+}
+
+impl Default for ScannerConfig {
+    fn default() -> Self {
+        ScannerConfig { enabled: true, default: ScanPolicy::default(), tenants: BTreeMap::new() }
+    }
+}
+
+/// One fault-injection rule, applied to requests of one route.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultRule {
+    /// Route path, e.g. `/v1/chat/completions`.
+    pub endpoint: String,
+    /// Added before the request goes upstream.
+    pub latency_ms: u64,
+    /// Share of requests answered with `error_status` instead (0-1).
+    pub error_rate: f64,
+    pub error_status: u16,
+    /// Streams are cut (SSE error event) after this many content chunks.
+    pub stream_cut_after_chunks: Option<u64>,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct GatewayConfig {}
+pub struct FaultsConfig {
+    /// Off unless set: `PUT /admin/faults` answers 403 while false.
+    pub enabled: bool,
+    /// Rules active from start (the admin API replaces them).
+    pub rules: Vec<FaultRule>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RequestLogConfig {
+    /// JSON-lines file, one line per request; `-` = stdout; empty disables.
+    pub path: String,
+    /// Also log prompt and output text (off: only ids, timings, counts, outcome).
+    pub include_text: bool,
+}
+
+/// Routes the gateway proxies; fault rules must name one of them.
+pub const ROUTES: &[&str] =
+    &["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models"];
 
 impl GatewayConfig {
-    pub fn validate(&self, _path: &Path, _problems: &mut Problems) {}
+    pub fn validate(&self, path: &Path, problems: &mut Problems) {
+        problems.socket_addr(&path.field("listen"), &self.listen);
+        problems.socket_addr(&path.field("admin_listen"), &self.admin_listen);
+        if !self.listen.is_empty() && self.listen == self.admin_listen {
+            problems.push(&path.field("admin_listen"), "must differ from listen");
+        }
+        for (key, tenant) in &self.api_keys {
+            if key.trim().is_empty() {
+                problems.push(&path.field("api_keys"), "keys must not be empty");
+            }
+            problems.non_empty(&path.field("api_keys").key(key), tenant);
+        }
+        if self.require_api_key && self.api_keys.is_empty() {
+            problems.push(&path.field("api_keys"), "require_api_key is set but no key is listed");
+        }
+        problems.positive(&path.field("max_model_labels"), self.max_model_labels);
+        problems.positive(&path.field("max_body_bytes"), self.max_body_bytes);
+        for (name, v) in [
+            ("client_header_timeout_ms", self.client_header_timeout_ms),
+            ("client_idle_timeout_ms", self.client_idle_timeout_ms),
+            ("upstream_connect_timeout_ms", self.upstream_connect_timeout_ms),
+            ("upstream_header_timeout_ms", self.upstream_header_timeout_ms),
+            ("upstream_idle_timeout_ms", self.upstream_idle_timeout_ms),
+        ] {
+            problems.positive(&path.field(name), v);
+        }
+        for (i, s) in self.retry.on_status.iter().enumerate() {
+            problems.range(&path.field("retry").field("on_status").index(i), *s, 400, 599);
+        }
+        self.validate_pools(&path.field("pools"), problems);
+        validate_rollout(&self.rollout, &path.field("rollout"), problems);
+        validate_policy(&self.scanner.default, &path.field("scanner").field("default"), problems);
+        for (tenant, policy) in &self.scanner.tenants {
+            validate_policy(policy, &path.field("scanner").field("tenants").key(tenant), problems);
+        }
+        for (i, rule) in self.faults.rules.iter().enumerate() {
+            validate_fault_rule(rule, &path.field("faults").field("rules").index(i), problems);
+        }
+    }
+
+    fn validate_pools(&self, path: &Path, problems: &mut Problems) {
+        let mut names = HashSet::new();
+        for (i, pool) in self.pools.iter().enumerate() {
+            let at = path.index(i);
+            problems.non_empty(&at.field("name"), &pool.name);
+            if !pool.name.is_empty() && !names.insert(pool.name.as_str()) {
+                problems.push(&at.field("name"), format!("duplicate pool name {:?}", pool.name));
+            }
+            problems.range(&at.field("weight"), pool.weight, 0, 100);
+            problems.non_empty(&at.field("model_version"), &pool.model_version);
+            let mut seen = HashSet::new();
+            for (j, url) in pool.upstreams.iter().enumerate() {
+                let up = at.field("upstreams").index(j);
+                problems.http_url(&up, url);
+                if url.starts_with("https://") {
+                    problems.push(
+                        &up,
+                        "https upstreams are not supported; use http inside the cluster",
+                    );
+                }
+                if !seen.insert(url.trim_end_matches('/')) {
+                    problems.push(&up, format!("duplicate upstream {url:?}"));
+                }
+            }
+            let h = &pool.health;
+            let hp = at.field("health");
+            problems.range(&hp.field("error_ratio"), h.error_ratio, 0.0, 1.0);
+            problems.positive(&hp.field("window_secs"), h.window_secs);
+            problems.positive(&hp.field("probe_interval_ms"), h.probe_interval_ms);
+            problems.positive(&hp.field("probe_timeout_ms"), h.probe_timeout_ms);
+            problems.positive(&hp.field("healthy_after"), h.healthy_after);
+            problems.positive(&hp.field("unhealthy_after"), h.unhealthy_after);
+            if !h.probe_path.is_empty() && !h.probe_path.starts_with('/') {
+                problems.push(
+                    &hp.field("probe_path"),
+                    format!("must start with /, got {:?}", h.probe_path),
+                );
+            }
+        }
+    }
+}
+
+fn validate_rollout(r: &RolloutConfig, path: &Path, problems: &mut Problems) {
+    let steps = path.field("steps");
+    if r.steps.is_empty() {
+        problems.push(&steps, "must list at least one weight");
+    }
+    for (i, s) in r.steps.iter().enumerate() {
+        problems.range(&steps.index(i), *s, 1, 100);
+    }
+    if r.steps.windows(2).any(|w| w[0] >= w[1]) {
+        problems.push(&steps, format!("must increase strictly, got {:?}", r.steps));
+    }
+    problems.positive(&path.field("step_secs"), r.step_secs);
+    problems.positive(&path.field("min_samples"), r.min_samples);
+    problems.range(&path.field("max_ttft_p95_ratio"), r.max_ttft_p95_ratio, 1.0, 100.0);
+    problems.range(&path.field("max_tpot_p95_ratio"), r.max_tpot_p95_ratio, 1.0, 100.0);
+    problems.range(&path.field("max_error_ratio_increase"), r.max_error_ratio_increase, 0.0, 1.0);
+    problems.range(
+        &path.field("max_stream_cut_ratio_increase"),
+        r.max_stream_cut_ratio_increase,
+        0.0,
+        1.0,
+    );
+}
+
+fn validate_policy(p: &ScanPolicy, path: &Path, problems: &mut Problems) {
+    for (i, kind) in p.kinds.iter().enumerate() {
+        if !SCAN_KINDS.contains(&kind.as_str()) {
+            problems.push(
+                &path.field("kinds").index(i),
+                format!("unknown kind {kind:?}, expected one of {}", SCAN_KINDS.join(", ")),
+            );
+        }
+    }
+}
+
+fn validate_fault_rule(rule: &FaultRule, path: &Path, problems: &mut Problems) {
+    if !ROUTES.contains(&rule.endpoint.as_str()) {
+        problems.push(
+            &path.field("endpoint"),
+            format!("unknown route {:?}, expected one of {}", rule.endpoint, ROUTES.join(", ")),
+        );
+    }
+    problems.range(&path.field("error_rate"), rule.error_rate, 0.0, 1.0);
+    if rule.error_rate > 0.0 {
+        problems.range(&path.field("error_status"), rule.error_status, 400, 599);
+    }
 }
 
 /// Commented default for this section, part of `deepwatch config example`.
 pub const EXAMPLE: &str = r#"
 [gateway]
+# OpenAI-compatible proxy (chat, completions, embeddings, models).
+listen = "0.0.0.0:8080"
+# Admin API, /metrics and /healthz: loopback by default.
+admin_listen = "127.0.0.1:9845"
+# Bearer token of the admin API; empty disables it (except /metrics and /healthz).
+admin_token = ""
+# Require a key from api_keys on the proxy (401 otherwise).
+require_api_key = false
+# Tenant label values; empty = the tenants named in api_keys. Others fold into "other".
+tenants = []
+# Models served; empty = any (the first max_model_labels names label metrics, then "other").
+# When set, other models are answered 404 model_not_found.
+models = []
+max_model_labels = 16
+# Larger request bodies get 413.
+max_body_bytes = 8388608
+client_header_timeout_ms = 10000
+client_idle_timeout_ms = 120000
+upstream_connect_timeout_ms = 2000
+# Time to the upstream's response headers.
+upstream_header_timeout_ms = 60000
+# Longest silence from an upstream while reading its body (the wait for the first token too).
+upstream_idle_timeout_ms = 300000
+# SSE keep-alive comment sent to streaming clients after this much silence (0 = never), so
+# load balancers with idle timeouts do not cut long reasoning before the first token.
+keepalive_interval_ms = 10000
+# Append-only JSON-lines log of deploy events; empty = in memory only (GET /admin/events).
+events_path = ""
+# Upstream pools: see the commented [[gateway.pools]] example below.
+pools = []
+
+# API key -> tenant.
+[gateway.api_keys]
+# "sk-team-a-..." = "team-a"
+
+# Requests that failed before any byte reached the client are retried on another upstream.
+[gateway.retry]
+attempts = 1
+on_status = [500, 502, 503, 504]
+
+# Defaults of POST /admin/rollouts. Each step compares canary with stable over the same window;
+# too few samples extends the step; a failed comparison rolls back at once; 100 promotes.
+[gateway.rollout]
+steps = [1, 5, 25, 50, 100]
+step_secs = 60
+min_samples = 50
+max_ttft_p95_ratio = 1.25
+max_tpot_p95_ratio = 1.25
+latency_slack_ms = 10
+max_error_ratio_increase = 0.02
+max_stream_cut_ratio_increase = 0.01
+
+# Sensitive-data scanner on prompts and streamed output. Actions: off, count, redact, block.
+# Kinds: email, phone, cn_id, bank_card, api_key, ipv4. Matched values are never logged.
+[gateway.scanner]
+enabled = true
+
+[gateway.scanner.default]
+prompt = "count"
+output = "count"
+kinds = ["email", "phone", "cn_id", "bank_card", "api_key", "ipv4"]
+
+[gateway.scanner.tenants]
+# [gateway.scanner.tenants.team-a]
+# prompt = "redact"
+# output = "block"
+# kinds = ["cn_id", "bank_card"]
+
+# Fault injection for chaos tests: off unless enabled; managed with PUT /admin/faults.
+[gateway.faults]
+enabled = false
+rules = []
+# [[gateway.faults.rules]]
+# endpoint = "/v1/chat/completions"
+# latency_ms = 200
+# error_rate = 0.1
+# error_status = 503
+# stream_cut_after_chunks = 5
+
+# One JSON line per request (ids, pool, upstream, timings, tokens, outcome); "-" = stdout.
+[gateway.request_log]
+path = ""
+include_text = false
+
+# [[gateway.pools]]
+# name = "blue"
+# weight = 100                  # percent of its priority tier; rollouts move it
+# priority = 0                  # higher numbers are standbys
+# model_version = "deepseek-v3-0324"
+# upstreams = ["http://10.0.0.11:8000", "http://10.0.0.12:8000"]
+# api_key = ""
+# [gateway.pools.health]
+# error_ratio = 0.5             # passive: eject at this error ratio over the window
+# window_secs = 10
+# min_requests = 10
+# consecutive_failures = 3      # or after this many failures in a row
+# probe_path = "/health"        # active probes; an ejected upstream returns after they pass
+# probe_interval_ms = 1000
+# probe_timeout_ms = 500
+# healthy_after = 2
+# unhealthy_after = 2
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems_of(text: &str) -> String {
+        let cfg: GatewayConfig = toml::from_str(text).unwrap();
+        let mut problems = Problems::default();
+        cfg.validate(&Path::root("gateway"), &mut problems);
+        problems.to_string()
+    }
+
+    #[test]
+    fn pool_problems_name_their_path() {
+        let text = problems_of(
+            r#"
+            [[pools]]
+            name = "blue"
+            upstreams = ["http://127.0.0.1:8000"]
+            [[pools]]
+            name = "blue"
+            weight = 150
+            upstreams = ["ftp://x", "https://a:1"]
+            [pools.health]
+            error_ratio = 2.0
+            "#,
+        );
+        assert!(
+            text.contains("gateway.pools[1].weight: must be between 0 and 100, got 150"),
+            "{text}"
+        );
+        assert!(text.contains("gateway.pools[1].name: duplicate pool name \"blue\""), "{text}");
+        assert!(
+            text.contains("gateway.pools[1].upstreams[0]: must be an http or https URL"),
+            "{text}"
+        );
+        assert!(text.contains("gateway.pools[1].upstreams[1]: https upstreams"), "{text}");
+        assert!(text.contains("gateway.pools[1].health.error_ratio"), "{text}");
+    }
+
+    #[test]
+    fn rollout_scanner_and_fault_problems_name_their_path() {
+        let text = problems_of(
+            r#"
+            [rollout]
+            steps = [5, 1, 120]
+            [scanner.default]
+            kinds = ["email", "passport"]
+            [[faults.rules]]
+            endpoint = "/v1/nope"
+            error_rate = 1.5
+            "#,
+        );
+        assert!(
+            text.contains("gateway.rollout.steps[2]: must be between 1 and 100, got 120"),
+            "{text}"
+        );
+        assert!(text.contains("gateway.rollout.steps: must increase strictly"), "{text}");
+        assert!(
+            text.contains("gateway.scanner.default.kinds[1]: unknown kind \"passport\""),
+            "{text}"
+        );
+        assert!(text.contains("gateway.faults.rules[0].endpoint: unknown route"), "{text}");
+        assert!(text.contains("gateway.faults.rules[0].error_rate"), "{text}");
+    }
+
+    #[test]
+    fn example_pool_block_parses_when_uncommented() {
+        let pool_block: String = EXAMPLE
+            .lines()
+            .skip_while(|l| !l.starts_with("# [[gateway.pools]]"))
+            .map(|l| l.trim_start_matches("# "))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cfg: super::super::Config = toml::from_str(&pool_block).unwrap();
+        assert_eq!(cfg.gateway.pools[0].upstreams.len(), 2);
+        cfg.validate().unwrap();
+    }
+}
