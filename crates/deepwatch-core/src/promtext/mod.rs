@@ -1,9 +1,43 @@
 //! Parser for the Prometheus text exposition format 0.0.4 and OpenMetrics 1.0 text, used to
-//! read inference engines' `/metrics`. Errors carry the 1-based line number.
+//! read inference engines' `/metrics` at every scrape. Errors carry the 1-based line number.
 //!
-//! (The parser itself is being written; see `parse`.)
+//! What the parser decides, so that every consumer sees the same thing:
+//! - **Families.** HELP/TYPE/UNIT lines open a family under the name they carry: in 0.0.4 a
+//!   counter family is named as exposed (`vllm:prompt_tokens_total`), in OpenMetrics without
+//!   `_total` (`vllm:prompt_tokens`); [`Family::is_named`] accepts either spelling. Samples join
+//!   the family they belong to by suffix (`_total`, `_bucket`, `_sum`, `_count`, OpenMetrics
+//!   `_info`, `_gsum`, `_gcount`), in both dialects, so a 0.0.4 `# TYPE x counter` with `x_total`
+//!   samples also works. Samples with no TYPE line form untyped families named after the sample.
+//! - **Types.** Both dialects' type words are accepted; `gaugehistogram` reads as a histogram
+//!   (samples keep their `_gsum`/`_gcount` names), `stateset` as a gauge, `info` as
+//!   [`MetricType::Info`] and `unknown`/`untyped` as [`MetricType::Untyped`].
+//! - **`_created` is dropped**: OpenMetrics `<family>_created` samples of counters, histograms
+//!   and summaries, and the separate `<name>_created` gauge families Python clients add in
+//!   0.0.4 next to such a family. They are creation timestamps, not series; keeping them would
+//!   make the two dialects of one exposition differ. A gauge that merely ends in `_created`
+//!   (`kube_pod_created`) with no such sibling family is kept.
+//! - **Timestamps** are milliseconds: integer milliseconds in 0.0.4, float seconds converted
+//!   exactly (decimal text, rounded below a millisecond) in OpenMetrics.
+//! - **Exemplars** (` # {trace_id="..."} 0.5 1.7e9` after a sample) are checked and discarded,
+//!   in both dialects.
+//! - **Tolerated** beyond the letter of the specs, as Prometheus does: blank lines, other
+//!   comments, `\r\n` line endings, runs of spaces or tabs between tokens, blanks inside label
+//!   sets, `{}` and a trailing comma, unknown escapes in label values (kept as written), values
+//!   like `Inf`, `nan`, `1e3`.
+//! - **Strict checks**: one HELP, TYPE and UNIT per family; TYPE before the family's samples;
+//!   `le` on histogram buckets and `quantile` on summary samples, both numbers; no duplicate
+//!   label names; in OpenMetrics a family's lines together, the unit a suffix of the name, and
+//!   `# EOF` last with nothing after it. Duplicate series are not detected.
+
+mod lexer;
+mod parser;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_families;
 
 use crate::catalog::MetricType;
+use std::ops::ControlFlow;
 
 /// One parsed metric family.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +48,32 @@ pub struct Family {
     pub kind: MetricType,
     pub unit: Option<String>,
     pub samples: Vec<Sample>,
+}
+
+impl Family {
+    /// Whether this family is the one exposed as `name`, in either dialect: a counter family
+    /// answers to its name with and without `_total` (`vllm:prompt_tokens_total` is named
+    /// `vllm:prompt_tokens` in OpenMetrics).
+    pub fn is_named(&self, name: &str) -> bool {
+        if self.name == name {
+            return true;
+        }
+        if self.kind != MetricType::Counter {
+            return false;
+        }
+        name.strip_suffix("_total") == Some(self.name.as_str())
+            || self.name.strip_suffix("_total") == Some(name)
+    }
+
+    /// Samples with exactly this sample name (`x_bucket`, `x_sum`, ...).
+    pub fn samples_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.samples.iter().filter(move |s| s.name == name)
+    }
+}
+
+/// The family exposed as `name` (see [`Family::is_named`]).
+pub fn find<'a>(families: &'a [Family], name: &str) -> Option<&'a Family> {
+    families.iter().find(|f| f.is_named(name))
 }
 
 /// One sample line.
@@ -59,7 +119,28 @@ impl Dialect {
     }
 }
 
-/// Parses a whole exposition.
-pub fn parse(_text: &str, _dialect: Dialect) -> Result<Vec<Family>, ParseError> {
-    Err(ParseError { line: 0, reason: "parser not written yet".into() })
+/// Parses a whole exposition; the first malformed line fails it.
+pub fn parse(text: &str, dialect: Dialect) -> Result<Vec<Family>, ParseError> {
+    let mut first_error = None;
+    let families = parser::run(text, dialect, |error| {
+        first_error = Some(error);
+        ControlFlow::Break(())
+    });
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(families),
+    }
+}
+
+/// Parses a whole exposition, skipping malformed lines: returns every sample of the good lines
+/// and one error per bad line (a missing OpenMetrics `# EOF` is reported too, without losing
+/// anything). A bad HELP/TYPE/UNIT line is skipped like a bad sample line, so the samples after
+/// a bad TYPE line land in an untyped family.
+pub fn parse_lenient(text: &str, dialect: Dialect) -> (Vec<Family>, Vec<ParseError>) {
+    let mut errors = Vec::new();
+    let families = parser::run(text, dialect, |error| {
+        errors.push(error);
+        ControlFlow::Continue(())
+    });
+    (families, errors)
 }
