@@ -16,6 +16,11 @@
 //!   0.0.4 next to such a family. They are creation timestamps, not series; keeping them would
 //!   make the two dialects of one exposition differ. A gauge that merely ends in `_created`
 //!   (`kube_pod_created`) with no such sibling family is kept.
+//! - **Colons repaired**: `prometheus_client` ≥ 0.22 (used by vLLM and SGLang) writes
+//!   OpenMetrics sample names with `:` turned into `_` while its HELP/TYPE lines keep them
+//!   (prometheus/client_python#1177). A sample right after such a family whose name matches
+//!   the family's with underscores for colons joins it under the colon spelling, so both
+//!   dialects give `vllm:prompt_tokens_total`.
 //! - **Timestamps** are milliseconds: integer milliseconds in 0.0.4, float seconds converted
 //!   exactly (decimal text, rounded below a millisecond) in OpenMetrics.
 //! - **Exemplars** (` # {trace_id="..."} 0.5 1.7e9` after a sample) are checked and discarded,
@@ -35,6 +40,8 @@ mod parser;
 mod tests;
 #[cfg(test)]
 mod tests_families;
+#[cfg(test)]
+mod tests_fixtures;
 
 use crate::catalog::MetricType;
 use std::ops::ControlFlow;

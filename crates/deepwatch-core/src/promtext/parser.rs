@@ -95,8 +95,22 @@ struct FamilyState {
 
 /// Where a sample goes.
 enum Target {
-    Existing(usize, Role),
+    /// A family, the sample's role in it, and the corrected sample name when the exposition
+    /// wrote the family's colons as underscores.
+    Existing(usize, Role, Option<String>),
     New,
+}
+
+/// The sample name `sample` would have if its family's colons had not been turned into
+/// underscores, as `prometheus_client` (≥ 0.22, prometheus/client_python#1177) does on
+/// OpenMetrics sample lines: `# TYPE vllm:prompt_tokens counter` then `vllm_prompt_tokens_total`.
+fn uncolon(family: &str, sample: &str) -> Option<String> {
+    let (f, s) = (family.as_bytes(), sample.as_bytes());
+    if !f.contains(&b':') || s.len() < f.len() {
+        return None;
+    }
+    let same = f.iter().zip(s).all(|(&a, &b)| a == b || (a == b':' && b == b'_'));
+    same.then(|| format!("{family}{}", &sample[family.len()..]))
 }
 
 pub(super) struct Builder {
@@ -237,13 +251,21 @@ impl Builder {
 
     fn resolve(&self, sample: &str) -> Result<Target, String> {
         if let Some(i) = self.current {
-            if let Some(role) = self.states[i].shape.role(&self.families[i].name, sample) {
-                return Ok(Target::Existing(i, role));
+            let (family, shape) = (&self.families[i].name, self.states[i].shape);
+            if let Some(role) = shape.role(family, sample) {
+                return Ok(Target::Existing(i, role, None));
+            }
+            if !self.index.contains_key(sample) {
+                if let Some(fixed) = uncolon(family, sample) {
+                    if let Some(role) = shape.role(family, &fixed) {
+                        return Ok(Target::Existing(i, role, Some(fixed)));
+                    }
+                }
             }
         }
         if let Some(&i) = self.index.get(sample) {
             return match self.states[i].shape.role(sample, sample) {
-                Some(role) => Ok(Target::Existing(i, role)),
+                Some(role) => Ok(Target::Existing(i, role, None)),
                 None => Err(format!(
                     "sample {sample} does not fit the {} family {sample}",
                     self.families[i].kind.text_004()
@@ -254,7 +276,7 @@ impl Builder {
             let Some(stem) = sample.strip_suffix(suffix) else { continue };
             let Some(&i) = self.index.get(stem) else { continue };
             if let Some(role) = self.states[i].shape.role(stem, sample) {
-                return Ok(Target::Existing(i, role));
+                return Ok(Target::Existing(i, role, None));
             }
         }
         Ok(Target::New)
@@ -262,7 +284,8 @@ impl Builder {
 
     fn sample(&mut self, raw: RawSample<'_>) -> Result<(), String> {
         let target = self.resolve(raw.name)?;
-        if let Target::Existing(i, role) = target {
+        if let Target::Existing(i, role, _) = &target {
+            let (i, role) = (*i, *role);
             if self.current != Some(i) && self.dialect == Dialect::OpenMetrics {
                 return Err(format!(
                     "sample {} is separated from the other lines of family {}",
@@ -275,12 +298,12 @@ impl Builder {
                 return Ok(());
             }
         }
-        let i = match target {
-            Target::Existing(i, _) => i,
-            Target::New => self.open(raw.name, Shape::Unknown, false),
+        let (i, name) = match target {
+            Target::Existing(i, _, fixed) => (i, fixed.unwrap_or_else(|| raw.name.to_owned())),
+            Target::New => (self.open(raw.name, Shape::Unknown, false), raw.name.to_owned()),
         };
         self.families[i].samples.push(Sample {
-            name: raw.name.to_owned(),
+            name,
             labels: raw.labels,
             value: raw.value,
             timestamp_ms: raw.timestamp_ms,

@@ -314,3 +314,33 @@ fn content_type_picks_dialect() {
         Dialect::Text004
     );
 }
+
+#[test]
+fn colons_turned_into_underscores_by_python_openmetrics_are_repaired() {
+    // prometheus/client_python#1177: HELP/TYPE keep the colon, sample lines do not.
+    let text = "\
+# HELP vllm:prompt_tokens Number of prefill tokens processed.
+# TYPE vllm:prompt_tokens counter
+vllm_prompt_tokens_total{engine=\"0\"} 5.0
+vllm_prompt_tokens_created{engine=\"0\"} 1.7e+09
+# TYPE vllm:e2e_request_latency_seconds histogram
+vllm_e2e_request_latency_seconds_bucket{le=\"+Inf\"} 1.0
+vllm_e2e_request_latency_seconds_count 1.0
+vllm_e2e_request_latency_seconds_sum 0.5
+# TYPE other_metric gauge
+vllm_not_a_member 1
+# EOF
+";
+    let fams = pom(text);
+    assert_eq!(
+        summary(&fams),
+        [
+            ("vllm:prompt_tokens", MetricType::Counter, 1),
+            ("vllm:e2e_request_latency_seconds", MetricType::Histogram, 3),
+            ("other_metric", MetricType::Gauge, 0),
+            ("vllm_not_a_member", MetricType::Untyped, 1)
+        ]
+    );
+    assert_eq!(fams[0].samples[0].name, "vllm:prompt_tokens_total");
+    assert_eq!(fams[1].samples[2].name, "vllm:e2e_request_latency_seconds_sum");
+}
