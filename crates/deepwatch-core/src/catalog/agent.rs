@@ -113,6 +113,13 @@ pub const GPU_DRIVER_INFO: MetricSpec = spec!(
     &["driver_version", "cuda_version"],
     "Always 1; labels carry the NVIDIA driver and CUDA driver API versions."
 );
+pub const GPU_UP: MetricSpec = spec!(
+    "deepwatch_gpu_up",
+    Gauge,
+    "",
+    GPU,
+    "1 while NVML answers for the GPU, 0 once it stopped answering or vanished (fell off the bus)."
+);
 pub const GPU_COUNT: MetricSpec =
     spec!("deepwatch_gpu_count", Gauge, "", &[], "Number of GPUs NVML reports on this node.");
 
@@ -452,6 +459,7 @@ pub const ALL: &[&MetricSpec] = &[
     &GPU_PROCESS_MEMORY,
     &GPU_DRIVER_INFO,
     &GPU_COUNT,
+    &GPU_UP,
     &HOST_CPU_SECONDS,
     &HOST_CPU_COUNT,
     &HOST_LOAD,
