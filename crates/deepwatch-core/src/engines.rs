@@ -25,6 +25,16 @@ pub mod vllm {
     pub const REQUEST_QUEUE_TIME_SECONDS: &str = "vllm:request_queue_time_seconds";
     pub const REQUEST_PROMPT_TOKENS: &str = "vllm:request_prompt_tokens";
     pub const REQUEST_GENERATION_TOKENS: &str = "vllm:request_generation_tokens";
+    pub const REQUEST_PREFILL_TIME_SECONDS: &str = "vllm:request_prefill_time_seconds";
+    pub const REQUEST_DECODE_TIME_SECONDS: &str = "vllm:request_decode_time_seconds";
+    pub const REQUEST_INFERENCE_TIME_SECONDS: &str = "vllm:request_inference_time_seconds";
+    /// Info gauge (value 1) with the cache config as labels (`block_size`, `num_gpu_blocks`).
+    pub const CACHE_CONFIG_INFO: &str = "vllm:cache_config_info";
+
+    /// Labels on every vLLM series, in vLLM's order (`engine` is the data-parallel rank).
+    pub const LABELS: &[&str] = &["model_name", "engine"];
+    /// Extra label of `REQUEST_SUCCESS_TOTAL`.
+    pub const FINISHED_REASON_LABEL: &str = "finished_reason";
 
     /// `finished_reason` label values of `request_success_total`.
     pub const FINISHED_REASONS: &[&str] = &["stop", "length", "abort", "error", "repetition"];
@@ -45,6 +55,24 @@ pub mod vllm {
     ];
     pub const ITERATION_TOKENS_BUCKETS: &[f64] =
         &[1.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0];
+
+    /// Buckets of the per-request token-count histograms (`request_prompt_tokens`,
+    /// `request_generation_tokens`): vLLM's `build_1_2_5_buckets(max_model_len)`, i.e.
+    /// 1, 2, 5, 10, 20, 50, ... up to and including `max_model_len`.
+    pub fn length_buckets(max_model_len: u64) -> Vec<f64> {
+        let mut out = Vec::new();
+        let mut exponent = 1u64;
+        loop {
+            for mantissa in [1, 2, 5] {
+                let value = mantissa * exponent;
+                if value > max_model_len {
+                    return out;
+                }
+                out.push(value as f64);
+            }
+            exponent *= 10;
+        }
+    }
 }
 
 /// SGLang metric names.
@@ -84,4 +112,18 @@ pub mod llamacpp {
     pub const REQUESTS_PROCESSING: &str = "llamacpp:requests_processing";
     pub const REQUESTS_DEFERRED: &str = "llamacpp:requests_deferred";
     pub const KV_CACHE_USAGE_RATIO: &str = "llamacpp:kv_cache_usage_ratio";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vllm;
+
+    #[test]
+    fn length_buckets_are_vllm_1_2_5_series() {
+        assert_eq!(
+            vllm::length_buckets(1000),
+            [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0]
+        );
+        assert_eq!(vllm::length_buckets(4096).last(), Some(&2000.0));
+    }
 }
