@@ -336,13 +336,15 @@ fn write_timestamp(out: &mut String, timestamp_ms: Option<i64>, format: Format) 
             let _ = write!(out, "{ts}");
         }
         Format::OpenMetrics => {
-            // OpenMetrics timestamps are seconds, with millisecond precision here.
-            let secs = ts.div_euclid(1000);
-            let millis = ts.rem_euclid(1000);
+            // OpenMetrics timestamps are seconds, with millisecond precision here. The sign
+            // goes on the whole decimal: -1 ms is "-0.001", not "-1.999".
+            let sign = if ts < 0 { "-" } else { "" };
+            let secs = ts.unsigned_abs() / 1000;
+            let millis = ts.unsigned_abs() % 1000;
             if millis == 0 {
-                let _ = write!(out, "{secs}");
+                let _ = write!(out, "{sign}{secs}");
             } else {
-                let _ = write!(out, "{secs}.{millis:03}");
+                let _ = write!(out, "{sign}{secs}.{millis:03}");
             }
         }
     }
