@@ -49,6 +49,7 @@ struct WatchState {
     last_progress_at: Option<Instant>,
     stalled: bool,
     aliases_logged: bool,
+    last_error: Option<String>,
 }
 
 impl EngineWatch {
@@ -63,16 +64,28 @@ impl EngineWatch {
         &self.config.name
     }
 
+    /// The last scrape's problem (a failure, or lines skipped), for diagnostics.
+    pub fn last_error(&self) -> Option<String> {
+        self.state.lock().last_error.clone()
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.state.lock().up
+    }
+
     /// Takes one fetch result into the state; `now` is when it completed.
     pub fn ingest(&self, fetched: Result<(String, Option<String>), ScrapeError>, now: Instant) {
+        let mut line_errors = None;
         let parsed = fetched.and_then(|(body, content_type)| {
-            self.parse(&body, Dialect::from_content_type(content_type.as_deref()))
+            self.parse(&body, Dialect::from_content_type(content_type.as_deref()), &mut line_errors)
         });
         let mut st = self.state.lock();
+        st.last_error = line_errors;
         let families = match parsed {
             Ok(f) => f,
             Err(e) => {
                 self.errors.inc(&[&self.config.name, e.reason()]);
+                st.last_error = Some(e.to_string());
                 if st.up || st.last_success.is_none() {
                     tracing::warn!(engine = %self.config.name, error = %e, "engine scrape failed");
                 } else {
@@ -119,11 +132,22 @@ impl EngineWatch {
 
     /// Lenient parse: good lines are kept, each bad line is logged with its number and the
     /// scrape counted once under `reason="parse"`. Nothing usable at all is a failed scrape.
-    fn parse(&self, body: &str, dialect: Dialect) -> Result<Vec<Family>, ScrapeError> {
+    fn parse(
+        &self,
+        body: &str,
+        dialect: Dialect,
+        first_error: &mut Option<String>,
+    ) -> Result<Vec<Family>, ScrapeError> {
         let (families, errors) = promtext::parse_lenient(body, dialect);
         if errors.is_empty() {
             return Ok(families);
         }
+        *first_error = Some(format!(
+            "{}: {} lines skipped, first at {}",
+            self.config.url,
+            errors.len(),
+            errors[0]
+        ));
         for e in errors.iter().take(LOGGED_PARSE_ERRORS) {
             tracing::warn!(engine = %self.config.name, line = e.line, reason = %e.reason, "engine metrics line skipped");
         }

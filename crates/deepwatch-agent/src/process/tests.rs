@@ -26,8 +26,8 @@ fn the_agent_watches_itself_through_proc() {
     assert!(rss > 1e6, "{rss_line}");
 }
 
-#[test]
-fn selectors_find_processes_by_pid_file_name_and_cmdline() {
+#[tokio::test]
+async fn selectors_find_processes_by_pid_file_name_and_cmdline() {
     let fs = ProcFs::default();
     let me = std::process::id() as i32;
     let dir = tempfile::tempdir().unwrap();
@@ -39,7 +39,13 @@ fn selectors_find_processes_by_pid_file_name_and_cmdline() {
     let comm = std::fs::read_to_string(format!("/proc/{me}/comm")).unwrap();
     assert!(fs.resolve(&Selector::ExactName(comm.trim().to_string())).contains(&me));
     let mut child = std::process::Command::new("sleep").arg("37.123").spawn().unwrap();
-    let found = fs.resolve(&Selector::Cmdline(Regex::new(r"^sleep 37\.123$").unwrap()));
+    let re = Selector::Cmdline(Regex::new(r"^sleep 37\.123$").unwrap());
+    // The child shows its own command line only once it has exec'd.
+    let found = deepwatch_testkit::wait_for("sleep to exec", Duration::from_secs(5), || async {
+        let pids = fs.resolve(&re);
+        (!pids.is_empty()).then_some(pids)
+    })
+    .await;
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(found, vec![child.id() as i32]);
