@@ -1,0 +1,208 @@
+//! P2 "performance drop above 30 %": add capacity. The `gateway_pool` target adds spare
+//! upstream URLs from the config to a gateway pool (`POST /admin/pools/{pool}/upstreams`), which
+//! is how the demo grows the simulator pool; `kubernetes` and `keda` (feature `k8s`) patch the
+//! cluster. How many replicas to add follows `scaling.rs` when a load query measures load per
+//! replica, otherwise `step` per run; never beyond `max_replicas`.
+
+use super::admin::GatewayAdmin;
+use super::scaling::ScalingRules;
+use super::{Action, ActionContext, ActionError, Deps, LoadSource, Plan, PlanError};
+use deepwatch_core::config::remediation::{ActionConfig, ActionKind, ScaleTarget};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Builds the scale action for its target.
+pub fn build(config: &ActionConfig, deps: &Deps) -> Result<Arc<dyn Action>, String> {
+    match config.target.unwrap_or_default() {
+        ScaleTarget::GatewayPool => Ok(Arc::new(GatewayPoolScale::new(config, deps)?)),
+        ScaleTarget::Kubernetes | ScaleTarget::Keda => {
+            Err("scale targets kubernetes and keda need a deepwatch built with --features k8s"
+                .into())
+        }
+    }
+}
+
+/// How many replicas a scale action wants, from load or from its step.
+pub struct Sizing {
+    pub rules: ScalingRules,
+    pub step: u32,
+    pub load_query: Option<String>,
+    pub load: Option<Arc<dyn LoadSource>>,
+}
+
+impl Sizing {
+    pub fn new(config: &ActionConfig, deps: &Deps) -> Sizing {
+        Sizing {
+            rules: deps.scaling,
+            step: config.step.unwrap_or(1).max(1),
+            load_query: config.load_query.clone(),
+            load: deps.load.clone(),
+        }
+    }
+
+    /// The replica count to reach from `current`, and the load it was decided on (if any).
+    pub async fn desired(&self, current: u32) -> (u32, Option<f64>) {
+        if let (Some(query), Some(source)) = (&self.load_query, &self.load) {
+            match source.load(query).await {
+                Ok(Some(load)) => return (self.rules.decide(current, load).target(), Some(load)),
+                Ok(None) => tracing::warn!(%query, "load query returned nothing; scaling by step"),
+                Err(err) => tracing::warn!(%query, %err, "load query failed; scaling by step"),
+            }
+        }
+        let stepped = current.saturating_add(self.step);
+        (stepped.clamp(self.rules.min_replicas, self.rules.max_replicas), None)
+    }
+}
+
+pub struct GatewayPoolScale {
+    name: String,
+    pool: String,
+    spares: Vec<String>,
+    sizing: Sizing,
+    admin: Arc<GatewayAdmin>,
+}
+
+impl GatewayPoolScale {
+    pub fn new(config: &ActionConfig, deps: &Deps) -> Result<GatewayPoolScale, String> {
+        let pool = config.pool.clone().filter(|p| !p.is_empty()).ok_or("needs a pool")?;
+        let spares = config.spare_upstreams.clone().unwrap_or_default();
+        if spares.is_empty() {
+            return Err("needs spare_upstreams".into());
+        }
+        Ok(GatewayPoolScale {
+            name: config.name.clone(),
+            pool,
+            spares,
+            sizing: Sizing::new(config, deps),
+            admin: deps.admin.clone(),
+        })
+    }
+
+    async fn plan_inner(&self) -> Result<Plan, PlanError> {
+        let doc = self.admin.pools().await.map_err(ActionError::from)?;
+        let Some(pool) = doc.pools.iter().find(|p| p.name == self.pool) else {
+            return Err(PlanError::Precondition(format!(
+                "the gateway has no pool {:?}",
+                self.pool
+            )));
+        };
+        let current = pool.upstreams.len() as u32;
+        let (desired, load) = self.sizing.desired(current).await;
+        if desired <= current {
+            let why = match load {
+                Some(l) => format!("load per replica {l:.2} needs no more than {current} replicas"),
+                None => format!("pool {} is at max_replicas ({current})", self.pool),
+            };
+            return Err(PlanError::Precondition(why));
+        }
+        let free: Vec<&String> = self
+            .spares
+            .iter()
+            .filter(|s| {
+                !pool
+                    .upstreams
+                    .iter()
+                    .any(|u| u.url.trim_end_matches('/') == s.trim_end_matches('/'))
+            })
+            .collect();
+        if free.is_empty() {
+            return Err(PlanError::Precondition(format!(
+                "no spare upstream left for pool {} (all {} are in it)",
+                self.pool,
+                self.spares.len()
+            )));
+        }
+        let add: Vec<&String> = free.into_iter().take((desired - current) as usize).collect();
+        Ok(Plan {
+            summary: format!(
+                "scale pool {} from {current} to {} upstreams{}",
+                self.pool,
+                current as usize + add.len(),
+                load.map(|l| format!(" (load per replica {l:.2})")).unwrap_or_default()
+            ),
+            request: json!({"method": "POST", "path": format!("/admin/pools/{}/upstreams", self.pool),
+                            "add": add, "from": current, "desired": desired, "load": load}),
+        })
+    }
+
+    async fn execute_inner(&self, plan: &Plan) -> Result<String, ActionError> {
+        let urls: Vec<String> = serde_json::from_value(plan.request["add"].clone())
+            .map_err(|e| ActionError::Failed(format!("bad plan: {e}")))?;
+        let mut added = Vec::new();
+        for url in &urls {
+            match self.admin.add_upstream(&self.pool, url).await {
+                Ok(_) => added.push(url.as_str()),
+                // Someone (a previous run that timed out) added it already: fine.
+                Err(e) if e.code() == Some("upstream_exists") => added.push(url.as_str()),
+                Err(e) => {
+                    return Err(ActionError::Failed(format!(
+                        "added {added:?} to pool {} then failed on {url}: {e}",
+                        self.pool
+                    )))
+                }
+            }
+        }
+        Ok(format!("added {added:?} to pool {}", self.pool))
+    }
+}
+
+impl Action for GatewayPoolScale {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> ActionKind {
+        ActionKind::Scale
+    }
+
+    fn plan<'a>(&'a self, _ctx: &'a ActionContext) -> BoxFuture<'a, Result<Plan, PlanError>> {
+        self.plan_inner().boxed()
+    }
+
+    fn execute<'a>(
+        &'a self,
+        _ctx: &'a ActionContext,
+        plan: &'a Plan,
+    ) -> BoxFuture<'a, Result<String, ActionError>> {
+        self.execute_inner(plan).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed(Option<f64>);
+    impl LoadSource for Fixed {
+        fn load<'a>(&'a self, _q: &'a str) -> BoxFuture<'a, Result<Option<f64>, String>> {
+            let v = self.0;
+            async move { Ok(v) }.boxed()
+        }
+    }
+
+    fn sizing(load: Option<Option<f64>>, step: u32) -> Sizing {
+        Sizing {
+            rules: ScalingRules::default(),
+            step,
+            load_query: load.map(|_| "q".to_string()),
+            load: load.map(|l| Arc::new(Fixed(l)) as Arc<dyn LoadSource>),
+        }
+    }
+
+    #[tokio::test]
+    async fn sizing_follows_load_when_measured_and_step_otherwise() {
+        // 4 replicas at 120 % -> 4.8 loads -> 6 at 80 %.
+        assert_eq!(sizing(Some(Some(1.2)), 1).desired(4).await, (6, Some(1.2)));
+        // Within target: stay.
+        assert_eq!(sizing(Some(Some(0.7)), 1).desired(4).await, (4, Some(0.7)));
+        // No data: step.
+        assert_eq!(sizing(Some(None), 2).desired(4).await, (6, None));
+        assert_eq!(sizing(None, 1).desired(4).await, (5, None));
+        // Never beyond max, and a pool below min grows to min.
+        assert_eq!(sizing(None, 3).desired(9).await, (10, None));
+        assert_eq!(sizing(None, 1).desired(10).await, (10, None));
+        assert_eq!(sizing(None, 1).desired(1).await, (3, None));
+    }
+}
