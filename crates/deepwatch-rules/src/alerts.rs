@@ -1,0 +1,423 @@
+//! The fast alert rules: critical latency with a recovery hold, the warning/critical threshold
+//! pairs, P1 model unavailable, and target absent / scrape failing / node down. Every alert
+//! comes with its promtool cases (see `hysteresis`), and every expression reads recorded
+//! series or catalog metrics only.
+
+use crate::hysteresis::{hold_alert, level_pair, Watched};
+use crate::model::{
+    labels, run, series_text, values, Alert, AlertCheck, Group, Labels, Rule, RuleFile, TestCase,
+};
+use crate::prometheus::jobs;
+use crate::promql::{dur, rate, sel, series, sum_by};
+use crate::recording::{Names, REQ};
+use crate::Ctx;
+use deepwatch_core::catalog::gateway;
+
+pub const OVERVIEW: &str = "deepwatch-overview";
+pub const RESOURCES: &str = "deepwatch-resources";
+pub const MODEL: &str = "deepwatch-model";
+pub const INCIDENTS: &str = "deepwatch-incidents";
+
+/// Alert names other generated files refer to (inhibition, route tests, dashboards).
+pub mod names {
+    pub const LATENCY: &str = "RequestLatencyCritical";
+    pub const NODE_DOWN: &str = "NodeDown";
+    pub const TARGET_DOWN: &str = "TargetDown";
+    pub const TARGET_ABSENT: &str = "TargetAbsent";
+    pub const MODEL_UNAVAILABLE: &str = "ModelUnavailable";
+    pub const GPU_UTILIZATION: &str = "GPUUtilizationHigh";
+    pub const GPU_MEMORY: &str = "GPUMemoryHigh";
+    /// Alerts about one node's GPUs, muted while that node is down.
+    pub const GPU_ALERTS_RE: &str = "GPU.+";
+}
+
+pub fn l(pairs: &[(&str, &str)]) -> Labels {
+    labels(pairs)
+}
+
+pub fn req_example() -> Labels {
+    l(&[("model", "deepseek-r1"), ("model_version", "v1"), ("pool", "blue")])
+}
+
+fn node_example() -> Vec<(&'static str, &'static str)> {
+    vec![("job", jobs::AGENT), ("instance", "gpu-node-1:9464")]
+}
+
+fn with(base: Vec<(&'static str, &'static str)>, more: &[(&'static str, &'static str)]) -> Labels {
+    let mut all = base;
+    all.extend_from_slice(more);
+    l(&all)
+}
+
+fn threshold_alerts(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
+    let t = &ctx.cfg.thresholds;
+    let gpu = with(
+        node_example(),
+        &[("gpu", "0"), ("gpu_uuid", "GPU-0000"), ("gpu_name", "NVIDIA H100")],
+    );
+    let watched = [
+        (
+            Watched {
+                alertname: "InferenceLatencyHigh",
+                series: Names::latency(t.inference_latency.quantile.unwrap_or(0.5)),
+                ids: REQ,
+                example: req_example(),
+                scale: 1.0,
+                dashboard: OVERVIEW,
+                what: "Request latency",
+                unit: "s",
+            },
+            &t.inference_latency,
+        ),
+        (
+            Watched {
+                alertname: "TimeToFirstTokenHigh",
+                series: Names::ttft(t.ttft.quantile.unwrap_or(0.99)),
+                ids: REQ,
+                example: req_example(),
+                scale: 1.0,
+                dashboard: OVERVIEW,
+                what: "Time to first token",
+                unit: "s",
+            },
+            &t.ttft,
+        ),
+        (
+            Watched {
+                alertname: "ErrorRatioHigh",
+                series: Names::error_ratio(),
+                ids: REQ,
+                example: req_example(),
+                scale: 1.0,
+                dashboard: OVERVIEW,
+                what: "Error ratio",
+                unit: "",
+            },
+            &t.error_ratio,
+        ),
+        (
+            Watched {
+                alertname: names::GPU_UTILIZATION,
+                series: Names::gpu_utilization(),
+                ids: &["instance", "gpu"],
+                example: gpu.clone(),
+                scale: 1.0,
+                dashboard: RESOURCES,
+                what: "GPU utilization",
+                unit: "",
+            },
+            &t.gpu_utilization,
+        ),
+        (
+            Watched {
+                alertname: names::GPU_MEMORY,
+                series: Names::gpu_memory_ratio(),
+                ids: &["instance", "gpu"],
+                example: gpu,
+                scale: 1.0,
+                dashboard: RESOURCES,
+                what: "GPU memory used",
+                unit: "",
+            },
+            &t.gpu_memory,
+        ),
+        (
+            Watched {
+                alertname: "KVCacheUsageHigh",
+                series: Names::kv_cache(),
+                ids: &["instance", "engine"],
+                example: with(
+                    node_example(),
+                    &[("engine", "vllm-0"), ("engine_kind", "vllm"), ("model", "deepseek-r1")],
+                ),
+                scale: 1.0,
+                dashboard: RESOURCES,
+                what: "KV-cache usage",
+                unit: "",
+            },
+            &t.kv_cache,
+        ),
+        (
+            Watched {
+                alertname: "MemoryLeak",
+                series: Names::leak_rate(),
+                ids: &["instance", "process", "pid"],
+                example: with(node_example(), &[("process", "vllm"), ("pid", "4242")]),
+                scale: 1e6 / 60.0,
+                dashboard: RESOURCES,
+                what: "Resident memory growth (MB/min)",
+                unit: "",
+            },
+            &t.memory_leak_mb_per_min,
+        ),
+        (
+            Watched {
+                alertname: "CPUIowaitHigh",
+                series: Names::iowait_ratio(),
+                ids: &["instance"],
+                example: l(&node_example()),
+                scale: 1.0,
+                dashboard: RESOURCES,
+                what: "CPU iowait share",
+                unit: "",
+            },
+            &t.cpu_iowait,
+        ),
+        (
+            Watched {
+                alertname: "InterNodeLatencyHigh",
+                series: Names::peer_latency(t.inter_node_latency.quantile.unwrap_or(0.99)),
+                ids: &["instance", "peer"],
+                example: with(node_example(), &[("peer", "gpu-node-2:9464")]),
+                scale: 1.0,
+                dashboard: RESOURCES,
+                what: "Inter-node connect latency",
+                unit: "s",
+            },
+            &t.inter_node_latency,
+        ),
+    ];
+    for (w, level) in watched {
+        let (pair, test) = level_pair(ctx, &w, level);
+        alerts.extend(pair);
+        tests.push(test);
+    }
+}
+
+fn latency_alert(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
+    let h = &ctx.cfg.thresholds.latency;
+    let w = Watched {
+        alertname: names::LATENCY,
+        series: Names::latency(h.quantile),
+        ids: REQ,
+        example: req_example(),
+        scale: 1.0,
+        dashboard: OVERVIEW,
+        what: "Request latency",
+        unit: "s",
+    };
+    let (alert, cases) = hold_alert(ctx, &w, h);
+    alerts.push(alert);
+    tests.extend(cases);
+}
+
+/// P1: requests arrive but none succeeds, or every upstream of a gateway is down.
+fn unavailable(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
+    let window = ctx.window();
+    let requests = sel(&gateway::REQUESTS);
+    let any = sum_by(&["model"], &rate(&requests, &window));
+    let ok = sum_by(&["model"], &rate(&requests.clone().eq("outcome", "ok"), &window));
+    let for_secs = ctx.scaled(60);
+    let p1 = |reason: &str| l(&[("priority", "P1"), ("reason", reason)]);
+    alerts.push(Alert {
+        name: names::MODEL_UNAVAILABLE.into(),
+        expr: format!("({any} > 0) unless on (model) ({ok} > 0)"),
+        for_secs,
+        keep_firing_secs: 0,
+        severity: "critical",
+        labels: p1("no_successful_requests"),
+        summary: "P1: model {{ $labels.model }} answers no request successfully".into(),
+        description: format!("Requests for {{{{ $labels.model }}}} keep arriving but none succeeded over the last {window}."),
+        dashboard: OVERVIEW,
+    });
+    let upstream = sel(&gateway::UPSTREAM_UP);
+    alerts.push(Alert {
+        name: names::MODEL_UNAVAILABLE.into(),
+        expr: format!("max by (job, instance) ({upstream}) == 0"),
+        for_secs,
+        keep_firing_secs: 0,
+        severity: "critical",
+        labels: p1("all_upstreams_down"),
+        summary: "P1: every upstream behind gateway {{ $labels.instance }} is down".into(),
+        description: "No pool of gateway {{ $labels.instance }} has a healthy upstream: the model is unavailable.".into(),
+        dashboard: OVERVIEW,
+    });
+
+    let e = ctx.eval();
+    let win_evals = ctx.window_secs().div_ceil(e);
+    let nf = for_secs.div_ceil(e);
+    let req_labels = |outcome: &str, code: &str| {
+        l(&[
+            ("model", "deepseek-r1"),
+            ("model_version", "v1"),
+            ("pool", "blue"),
+            ("endpoint", "/v1/chat/completions"),
+            ("tenant", "default"),
+            ("outcome", outcome),
+            ("code", code),
+        ])
+    };
+    // ok requests stop at sample 20 while failures go on.
+    let stop = 20;
+    let total = stop + win_evals + nf + 20;
+    let ok_values =
+        values(&[format!("0+10x{}", stop - 1), run(10.0 * (stop - 1) as f64, total - stop)]);
+    let err_values = format!("0+5x{}", total - 1);
+    let no_success = {
+        let mut x = l(&[("model", "deepseek-r1"), ("severity", "critical")]);
+        x.extend(p1("no_successful_requests"));
+        x
+    };
+    let upstream_example = |u: &str| {
+        l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9465"), ("pool", "blue"), ("upstream", u)])
+    };
+    let mut down =
+        l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9465"), ("severity", "critical")]);
+    down.extend(p1("all_upstreams_down"));
+    tests.push(TestCase {
+        name: "ModelUnavailable: no success while requests arrive; every upstream down".into(),
+        interval_secs: e,
+        series: vec![
+            (series_text(requests.name(), &req_labels("ok", "200")), ok_values),
+            (series_text(requests.name(), &req_labels("upstream_error", "502")), err_values),
+            (
+                series_text(upstream.name(), &upstream_example("http://10.0.0.1:8000")),
+                values(&[run(1.0, 10), run(0.0, total - 10)]),
+            ),
+            (
+                series_text(upstream.name(), &upstream_example("http://10.0.0.2:8000")),
+                values(&[run(1.0, 30), run(0.0, total - 30)]),
+            ),
+        ],
+        alerts: vec![
+            AlertCheck {
+                at_secs: (stop - 1) * e,
+                alertname: names::MODEL_UNAVAILABLE.into(),
+                firing: vec![],
+            },
+            AlertCheck {
+                at_secs: (30 + nf) * e,
+                alertname: names::MODEL_UNAVAILABLE.into(),
+                firing: vec![down.clone()],
+            },
+            AlertCheck {
+                at_secs: (stop + win_evals + nf + 10) * e,
+                alertname: names::MODEL_UNAVAILABLE.into(),
+                firing: vec![no_success, down],
+            },
+        ],
+        exprs: vec![],
+    });
+}
+
+/// Scrape failing (per target), node down (agent target), target absent (per job).
+fn targets(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
+    let for_secs = ctx.scaled(ctx.cfg.thresholds.target_down_for_secs);
+    let up = series("up");
+    alerts.push(Alert {
+        name: names::NODE_DOWN.into(),
+        expr: format!("{} == 0", up.clone().eq("job", jobs::AGENT)),
+        for_secs,
+        keep_firing_secs: 0,
+        severity: "critical",
+        labels: vec![],
+        summary: "Node {{ $labels.instance }} is down (its agent cannot be scraped)".into(),
+        description: format!("The deepwatch agent on {{{{ $labels.instance }}}} has failed every scrape for {}; GPU alerts of this node are muted meanwhile.", dur(for_secs)),
+        dashboard: RESOURCES,
+    });
+    alerts.push(Alert {
+        name: names::TARGET_DOWN.into(),
+        expr: format!("{} == 0", up.clone().ne("job", jobs::AGENT)),
+        for_secs,
+        keep_firing_secs: 0,
+        severity: "warning",
+        labels: vec![],
+        summary: "Scrape of {{ $labels.job }} target {{ $labels.instance }} failing".into(),
+        description: format!("Prometheus could not scrape {{{{ $labels.instance }}}} (job {{{{ $labels.job }}}}) for {}.", dur(for_secs)),
+        dashboard: INCIDENTS,
+    });
+    let absent_jobs: Vec<&str> = jobs::with_targets(ctx.cfg)
+        .into_iter()
+        .filter(|(_, t)| !t.is_empty())
+        .map(|(j, _)| j)
+        .collect();
+    if !absent_jobs.is_empty() {
+        let expr = absent_jobs
+            .iter()
+            .map(|job| format!("absent({})", up.clone().eq("job", job)))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        alerts.push(Alert {
+            name: names::TARGET_ABSENT.into(),
+            expr,
+            for_secs,
+            keep_firing_secs: 0,
+            severity: "warning",
+            labels: vec![],
+            summary: "No {{ $labels.job }} target is known to Prometheus".into(),
+            description: format!("Prometheus has no `up` series for job {{{{ $labels.job }}}} for {}: the target is gone from the config or from service discovery.", dur(for_secs)),
+            dashboard: INCIDENTS,
+        });
+    }
+    let e = ctx.eval();
+    let nf = for_secs.div_ceil(e);
+    // The gateway target fails from the start and vanishes (stale) at `gone`.
+    let gone = nf + 5;
+    let total = gone + nf + 10;
+    let agent = l(&[("job", jobs::AGENT), ("instance", "gpu-node-1:9464")]);
+    let gw = l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9465")]);
+    let mut series_list = vec![
+        (series_text("up", &agent), values(&[run(1.0, 10), run(0.0, total - 10)])),
+        (series_text("up", &gw), values(&[run(0.0, gone), "stale".into()])),
+    ];
+    for job in &absent_jobs {
+        if *job != jobs::AGENT && *job != jobs::GATEWAY {
+            series_list.push((
+                series_text("up", &l(&[("job", job), ("instance", "x:1")])),
+                run(1.0, total),
+            ));
+        }
+    }
+    let mut node_down = agent.clone();
+    node_down.push(("severity".into(), "critical".into()));
+    let mut scrape_fail = gw.clone();
+    scrape_fail.push(("severity".into(), "warning".into()));
+    let at_fire = (10 + nf + 2) * e;
+    tests.push(TestCase {
+        name: "targets: node down, scrape failing, target absent".into(),
+        interval_secs: e,
+        series: series_list,
+        alerts: vec![
+            AlertCheck { at_secs: 9 * e, alertname: names::NODE_DOWN.into(), firing: vec![] },
+            AlertCheck {
+                at_secs: at_fire,
+                alertname: names::NODE_DOWN.into(),
+                firing: vec![node_down],
+            },
+            AlertCheck {
+                at_secs: (nf + 1) * e,
+                alertname: names::TARGET_DOWN.into(),
+                firing: vec![scrape_fail],
+            },
+            AlertCheck {
+                at_secs: (gone - 1) * e,
+                alertname: names::TARGET_ABSENT.into(),
+                firing: vec![],
+            },
+            AlertCheck {
+                at_secs: (gone + nf + 2) * e,
+                alertname: names::TARGET_ABSENT.into(),
+                firing: vec![l(&[("job", jobs::GATEWAY), ("severity", "warning")])],
+            },
+        ],
+        exprs: vec![],
+    });
+}
+
+pub fn file(ctx: &Ctx<'_>) -> RuleFile {
+    let mut alerts = Vec::new();
+    let mut tests = Vec::new();
+    latency_alert(ctx, &mut alerts, &mut tests);
+    threshold_alerts(ctx, &mut alerts, &mut tests);
+    unavailable(ctx, &mut alerts, &mut tests);
+    targets(ctx, &mut alerts, &mut tests);
+    RuleFile {
+        stem: "alerts",
+        groups: vec![Group {
+            name: "deepwatch-alerts".into(),
+            interval_secs: ctx.eval(),
+            rules: alerts.into_iter().map(Rule::Alert).collect(),
+        }],
+        tests,
+    }
+}
