@@ -10,6 +10,8 @@ pub mod offline;
 pub mod prom;
 pub mod rca;
 
+pub use detect::online::Analytics;
+
 // --- operations: webhook receiver, remediation, notifications, probes, capacity, daemon ---
 pub mod capacity;
 pub mod notify;

@@ -1,1 +1,68 @@
-//! (to be written)
+//! Root-cause ranking around an incident, on each alert and on demand. Candidate metrics (a
+//! built-in set over the catalog plus configured queries) are compared with their own
+//! pre-incident window: how anomalous each became (robust z against median and MAD, as BARO
+//! does) and how early it moved. Events (deploys, rollouts, config reloads) and log-pattern
+//! counters share one timeline; the last changes before the onset are listed; a reproduction
+//! is suggested; and where two pools serve one model they are compared statistically.
+//!
+//! The core works on a `DataSource`, so injected-fault scenarios are ranked without a live
+//! Prometheus; `PromSource` is the production source.
+
+pub mod candidates;
+pub mod compare;
+pub mod rank;
+pub mod report;
+pub mod scenarios;
+pub mod source;
+
+pub use rank::{rank_series, RankedCandidate};
+pub use report::{Report, TimelineEntry};
+pub use source::{CandidateSeries, DataSource, Event, MemorySource, PromSource, Role};
+
+use crate::prom::{PromClient, PromError};
+use deepwatch_core::config::analyzer::RcaConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RcaError {
+    #[error("candidate data unavailable: {0}")]
+    Source(#[from] PromError),
+    #[error("no candidate metric had data between {start} and {end}")]
+    NoData { start: f64, end: f64 },
+}
+
+/// Ranks root causes for an incident at `at` (Unix seconds), reading Prometheus.
+pub async fn rank(
+    prom: &PromClient,
+    at: f64,
+    alert: Option<&str>,
+    config: &RcaConfig,
+) -> Result<Report, RcaError> {
+    let source = PromSource::new(prom.clone(), config.extra_queries.clone());
+    rank_with(&source, at, alert, config).await
+}
+
+/// Ranks root causes with any data source (scenarios in tests, Prometheus in production).
+pub async fn rank_with<S: DataSource>(
+    source: &S,
+    at: f64,
+    alert: Option<&str>,
+    config: &RcaConfig,
+) -> Result<Report, RcaError> {
+    let start = at - config.lookback_secs as f64;
+    let end = at + config.after_secs as f64;
+    let step = config.step_secs as f64;
+    let (series, mut warnings) = source.candidates(start, end, step).await?;
+    if series.iter().all(|s| s.points.is_empty()) {
+        return Err(RcaError::NoData { start, end });
+    }
+    let events = match source.events(start, end).await {
+        Ok(events) => events,
+        Err(e) => {
+            warnings.push(format!("deploy events unavailable: {e}"));
+            Vec::new()
+        }
+    };
+    let ranked = rank_series(&series, at, config);
+    let comparisons = compare::compare_pools(&series, &ranked, at, config);
+    Ok(Report::build(at, alert, config, ranked, events, comparisons, warnings))
+}

@@ -87,6 +87,17 @@ pub const DRIFT_THRESHOLD: MetricSpec = spec!(
     "Divergence above which drift is reported, adjusted for the sample size of both windows."
 );
 
+pub const DRIFT_POOL_DIVERGENCE: MetricSpec = spec!("deepwatch_drift_pool_divergence", Gauge, "",
+    &["model", "pool", "reference_pool", "kind"],
+    "Divergence (KL, smoothed) of a pool's current output distribution from another pool serving the same model (blue/green), by kind.");
+pub const DRIFT_POOL_THRESHOLD: MetricSpec = spec!(
+    "deepwatch_drift_pool_threshold",
+    Gauge,
+    "",
+    &["model", "pool", "reference_pool", "kind"],
+    "Pool-to-pool divergence above which drift is reported, adjusted for both pools' sample sizes."
+);
+
 // === probes ===
 
 pub const PROBE_ACCURACY: MetricSpec = spec!(
@@ -157,6 +168,13 @@ pub const PROMETHEUS_QUERIES: MetricSpec = spec!(
     &["outcome"],
     "Queries the analyzer sent to Prometheus, by outcome (ok, error, timeout)."
 );
+pub const ANALYZER_LAST_EVALUATION: MetricSpec = spec!(
+    "deepwatch_analyzer_last_evaluation_timestamp_seconds",
+    Gauge,
+    "seconds",
+    &[],
+    "Unix time up to which the analyzer has fetched and judged its series (it catches up after an outage)."
+);
 pub const CAPACITY_RECOMMENDED_REPLICAS: MetricSpec = spec!("deepwatch_capacity_recommended_replicas", Gauge, "", &["model"],
     "Replicas needed for 1.5x the observed peak at the target load per replica, within min and max.");
 
@@ -171,6 +189,8 @@ pub const ALL: &[&MetricSpec] = &[
     &LEAK_TIME_TO_EXHAUSTION,
     &DRIFT_DIVERGENCE,
     &DRIFT_THRESHOLD,
+    &DRIFT_POOL_DIVERGENCE,
+    &DRIFT_POOL_THRESHOLD,
     &PROBE_ACCURACY,
     &PROBE_RESULTS,
     &PROBE_DURATION,
@@ -181,5 +201,6 @@ pub const ALL: &[&MetricSpec] = &[
     &RCA_REPORTS,
     &ANALYZER_DEGRADED,
     &PROMETHEUS_QUERIES,
+    &ANALYZER_LAST_EVALUATION,
     &CAPACITY_RECOMMENDED_REPLICAS,
 ];

@@ -117,6 +117,7 @@ pub const LABELS: &[&str] = &[
     "event",
     "stage",
     "reason",
+    "reference_pool",
     // GPU identity
     "gpu",
     "gpu_uuid",

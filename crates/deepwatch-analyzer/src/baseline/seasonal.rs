@@ -1,0 +1,243 @@
+//! The seasonal-offset median baseline with MAD bands. For a point at time t, each past period
+//! (t - 1 day, t - 2 days, ..., t - 1 week, ...) proposes a candidate: the median of a small
+//! window around that moment, shifted by the difference between today's recent level and that
+//! day's level at the same time of day (so a quieter Saturday or a busier month does not read as
+//! an anomaly). The expected value is the weighted median of the candidates, longer periods
+//! weighing more (the same weekday knows the weekly shape). The band is expected +- k robust
+//! standard deviations, combining local noise (MAD inside the windows) with how much the
+//! candidates disagree. Without seasonality, a trailing median and MAD take their place.
+
+use super::rolling::{median, rolling_mad, rolling_median, weighted_median};
+use super::{Band, Baseline, Expectation, Grid, MAD_TO_SIGMA};
+use deepwatch_core::config::analyzer::BaselineConfig;
+
+/// Seasonal-offset median with MAD bands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeasonalMedian {
+    /// Seasonal periods in seconds, shortest first; empty means none.
+    pub periods_secs: Vec<f64>,
+    pub max_cycles: usize,
+    pub window_points: usize,
+    pub level_window_secs: f64,
+    pub level_gap_secs: f64,
+    pub band_width: f64,
+    pub min_points: usize,
+    pub relative_floor: f64,
+    /// Absolute floor of the band's half-width, in the series' unit.
+    pub min_band: f64,
+}
+
+impl SeasonalMedian {
+    pub fn from_config(config: &BaselineConfig, min_band: f64) -> SeasonalMedian {
+        SeasonalMedian {
+            periods_secs: config.periods_secs.iter().map(|p| *p as f64).collect(),
+            max_cycles: config.max_cycles as usize,
+            window_points: config.window_points as usize,
+            level_window_secs: config.level_window_secs as f64,
+            level_gap_secs: config.level_gap_secs as f64,
+            band_width: config.band_width,
+            min_points: config.min_points as usize,
+            relative_floor: config.relative_floor,
+            min_band,
+        }
+    }
+
+    /// The same model with other periods (offline `--period`).
+    pub fn with_periods(mut self, periods_secs: Vec<f64>) -> SeasonalMedian {
+        self.periods_secs = periods_secs;
+        self
+    }
+
+    fn steps(&self, secs: f64, step: f64) -> usize {
+        (secs / step).round().max(1.0) as usize
+    }
+
+    fn level_points(&self, step: f64) -> usize {
+        let window = self.steps(self.level_window_secs, step);
+        if self.periods_secs.is_empty() {
+            window.max(self.min_points)
+        } else {
+            window
+        }
+    }
+
+    fn band(&self, expected: f64, sigma: f64, non_negative: bool) -> Band {
+        let half = (self.band_width * sigma)
+            .max(self.relative_floor * expected.abs())
+            .max(self.min_band)
+            .max(f64::MIN_POSITIVE);
+        let lower = expected - half;
+        Band {
+            expected,
+            lower: if non_negative { lower.max(0.0) } else { lower },
+            upper: expected + half,
+            sigma: half / self.band_width,
+        }
+    }
+}
+
+/// What scoring needs, computed once per grid (the "fit").
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// Median of the centred window around each point.
+    window_median: Vec<f64>,
+    /// MAD of the same window.
+    window_mad: Vec<f64>,
+    /// Median of the trailing level window ending `gap` before each point.
+    level: Vec<f64>,
+    /// MAD of the level window (used without seasonality).
+    level_mad: Vec<f64>,
+    non_negative: bool,
+}
+
+impl Baseline for SeasonalMedian {
+    fn name(&self) -> &'static str {
+        "seasonal_median"
+    }
+
+    fn prepare(&self, grid: &Grid) -> Prepared {
+        let values = &grid.values;
+        let w = self.window_points;
+        let h = self.level_points(grid.step);
+        let gap = self.steps(self.level_gap_secs, grid.step);
+        let trailing = rolling_median(values, h - 1, 0);
+        let shift = |series: &[f64]| -> Vec<f64> {
+            (0..values.len())
+                .map(|i| if i > gap { series[i - gap - 1] } else { f64::NAN })
+                .collect()
+        };
+        let seasonal = !self.periods_secs.is_empty();
+        Prepared {
+            window_median: if seasonal { rolling_median(values, w, w) } else { Vec::new() },
+            window_mad: if seasonal { rolling_mad(values, w, w) } else { Vec::new() },
+            level: shift(&trailing),
+            level_mad: if seasonal { Vec::new() } else { shift(&rolling_mad(values, h - 1, 0)) },
+            non_negative: values.iter().all(|v| v.is_nan() || *v >= 0.0),
+        }
+    }
+
+    fn expect(&self, grid: &Grid, prepared: &Prepared, index: usize) -> Expectation {
+        let step = grid.step;
+        let h = self.level_points(step);
+        let gap = self.steps(self.level_gap_secs, step);
+        let level_ready = gap + h;
+        if self.periods_secs.is_empty() {
+            if index < level_ready || prepared.level[index].is_nan() {
+                return Expectation::WarmingUp { needed: level_ready.saturating_sub(index).max(1) };
+            }
+            let sigma = MAD_TO_SIGMA * prepared.level_mad[index];
+            return Expectation::Band(self.band(
+                prepared.level[index],
+                sigma,
+                prepared.non_negative,
+            ));
+        }
+        let w = self.window_points;
+        let now_level = prepared.level.get(index).copied().unwrap_or(f64::NAN);
+        let mut candidates: Vec<(f64, f64)> = Vec::new();
+        let mut noise: Vec<f64> = Vec::new();
+        for (j, period) in self.periods_secs.iter().enumerate() {
+            let p = self.steps(*period, step);
+            let weight = 1.0 + 2.0 * j as f64;
+            for k in 1..=self.max_cycles {
+                let offset = k * p;
+                if offset > index || index - offset < w.max(level_ready) {
+                    break;
+                }
+                let then = index - offset;
+                let value = prepared.window_median[then];
+                let then_level = prepared.level[then];
+                if value.is_nan() || then_level.is_nan() || now_level.is_nan() {
+                    continue;
+                }
+                candidates.push((value + (now_level - then_level), weight));
+                noise.push(prepared.window_mad[then]);
+            }
+        }
+        if candidates.is_empty() {
+            let shortest = self.steps(self.periods_secs[0], step);
+            let ready = shortest + w.max(level_ready);
+            return Expectation::WarmingUp { needed: ready.saturating_sub(index).max(1) };
+        }
+        let values: Vec<f64> = candidates.iter().map(|c| c.0).collect();
+        let Some(expected) = weighted_median(&mut candidates) else {
+            return Expectation::WarmingUp { needed: 1 };
+        };
+        let local_noise = MAD_TO_SIGMA * median(&noise).unwrap_or(0.0);
+        let disagreement = MAD_TO_SIGMA * super::rolling::mad(&values, expected).unwrap_or(0.0);
+        let sigma = (local_noise * local_noise + disagreement * disagreement).sqrt();
+        Expectation::Band(self.band(expected, sigma, prepared.non_negative))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(periods: Vec<f64>) -> SeasonalMedian {
+        SeasonalMedian::from_config(&BaselineConfig::default(), 0.0).with_periods(periods)
+    }
+
+    /// Daily sine with deterministic pseudo-noise, one point per minute.
+    fn daily(days: usize) -> Grid {
+        let mut g = Grid::new(0.0, 60.0);
+        for i in 0..days * 1440 {
+            let phase = (i % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
+            let noise = ((i * 7919) % 101) as f64 / 101.0 - 0.5;
+            g.values.push(100.0 + 40.0 * phase.sin() + 4.0 * noise);
+        }
+        g
+    }
+
+    #[test]
+    fn too_little_history_is_warming_up_not_a_guess() {
+        let m = model(vec![86_400.0]);
+        let g = daily(1);
+        let p = m.prepare(&g);
+        assert!(matches!(m.expect(&g, &p, 1000), Expectation::WarmingUp { .. }));
+        let needed = match m.expect(&g, &p, 1439) {
+            Expectation::WarmingUp { needed } => needed,
+            other => panic!("{other:?}"),
+        };
+        assert!(needed > 1, "a full day plus the level window is needed, {needed} more");
+    }
+
+    #[test]
+    fn the_band_follows_the_daily_shape() {
+        let m = model(vec![86_400.0]);
+        let g = daily(3);
+        let p = m.prepare(&g);
+        for i in [2 * 1440 + 360, 2 * 1440 + 1080] {
+            let band = *m.expect(&g, &p, i).band().expect("band after two days");
+            assert!((band.expected - g.values[i]).abs() < 4.0, "{band:?} vs {}", g.values[i]);
+            assert!(band.lower < g.values[i] && g.values[i] < band.upper);
+            assert!(band.upper - band.lower < 30.0, "band stays narrow: {band:?}");
+        }
+    }
+
+    #[test]
+    fn a_quieter_day_is_aligned_by_its_level() {
+        let m = model(vec![86_400.0]);
+        let mut g = daily(3);
+        // Day 3 runs at 70 % of the earlier days.
+        for v in &mut g.values[2 * 1440..] {
+            *v *= 0.7;
+        }
+        let p = m.prepare(&g);
+        let i = 2 * 1440 + 600;
+        let band = *m.expect(&g, &p, i).band().unwrap();
+        assert!(band.lower < g.values[i] && g.values[i] < band.upper, "{band:?} {}", g.values[i]);
+    }
+
+    #[test]
+    fn without_seasonality_a_trailing_median_is_used() {
+        let m = model(vec![]);
+        let mut g = Grid::new(0.0, 60.0);
+        g.values = (0..200).map(|i| 10.0 + (i % 3) as f64).collect();
+        let p = m.prepare(&g);
+        assert!(matches!(m.expect(&g, &p, 50), Expectation::WarmingUp { .. }));
+        let band = *m.expect(&g, &p, 150).band().unwrap();
+        assert_eq!(band.expected, 11.0);
+        assert!(band.z(40.0) > 4.0);
+    }
+}

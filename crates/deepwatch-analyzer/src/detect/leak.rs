@@ -1,0 +1,233 @@
+//! Memory leaks: a steady climb of process RSS or GPU memory. Over a trailing window the
+//! Theil-Sen slope (median of pairwise slopes, robust to allocation spikes) gives the leak rate
+//! and the Mann-Kendall statistic its significance; both halves of the window must climb too,
+//! so one step up (a cache warming, a model load) is not a leak. With a known limit, the
+//! time to exhaustion is (limit - now) / slope.
+
+use super::{squash, Detector, PointContext, Verdict};
+use crate::baseline::{median, MAD_TO_SIGMA};
+use deepwatch_core::config::analyzer::LeakConfig;
+
+/// Name of the slope figure (units per second).
+pub const FIGURE_SLOPE: &str = "slope_per_second";
+/// Name of the time-to-exhaustion figure (seconds).
+pub const FIGURE_TIME_TO_EXHAUSTION: &str = "time_to_exhaustion_seconds";
+
+/// Points used at most for the pairwise statistics (longer windows are thinned evenly).
+const MAX_POINTS: usize = 120;
+
+/// The slope and trend of a window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trend {
+    /// Theil-Sen slope, units per second.
+    pub slope: f64,
+    /// Mann-Kendall z (positive = rising).
+    pub mk_z: f64,
+    /// Theil-Sen slopes of the first and second half.
+    pub halves: (f64, f64),
+    /// Robust standard deviation of point-to-point noise.
+    pub noise: f64,
+    pub points: usize,
+}
+
+/// Theil-Sen slope of `(t, v)` points; `None` for fewer than two distinct times.
+pub fn theil_sen(points: &[(f64, f64)]) -> Option<f64> {
+    let mut slopes = Vec::with_capacity(points.len() * points.len() / 2);
+    for (i, a) in points.iter().enumerate() {
+        for b in &points[i + 1..] {
+            if b.0 != a.0 {
+                slopes.push((b.1 - a.1) / (b.0 - a.0));
+            }
+        }
+    }
+    median(&slopes)
+}
+
+/// Mann-Kendall z statistic (continuity-corrected, ties ignored in the variance).
+pub fn mann_kendall_z(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    if n < 3.0 {
+        return 0.0;
+    }
+    let mut s = 0.0;
+    for (i, a) in values.iter().enumerate() {
+        for b in &values[i + 1..] {
+            s += (b - a).signum() * f64::from(u8::from(b != a));
+        }
+    }
+    let var = n * (n - 1.0) * (2.0 * n + 5.0) / 18.0;
+    (s - s.signum()) / var.sqrt()
+}
+
+/// Slope, significance and noise of a window of `(t, v)` points (NaN values dropped).
+pub fn trend(points: &[(f64, f64)]) -> Option<Trend> {
+    let present: Vec<(f64, f64)> = points.iter().copied().filter(|p| !p.1.is_nan()).collect();
+    if present.len() < 6 {
+        return None;
+    }
+    let stride = present.len().div_ceil(MAX_POINTS);
+    let thin: Vec<(f64, f64)> = present.iter().copied().step_by(stride).collect();
+    let slope = theil_sen(&thin)?;
+    let values: Vec<f64> = thin.iter().map(|p| p.1).collect();
+    let half = thin.len() / 2;
+    let halves = (theil_sen(&thin[..half])?, theil_sen(&thin[half..])?);
+    let diffs: Vec<f64> = present.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    let center = median(&diffs).unwrap_or(0.0);
+    let noise = MAD_TO_SIGMA * crate::baseline::mad(&diffs, center).unwrap_or(0.0)
+        / std::f64::consts::SQRT_2;
+    Some(Trend { slope, mk_z: mann_kendall_z(&values), halves, noise, points: present.len() })
+}
+
+#[derive(Debug, Clone)]
+pub struct LeakDetector {
+    window_secs: f64,
+    /// Slopes below this (units per second) are never leaks.
+    min_slope: f64,
+    min_trend_z: f64,
+    /// The memory limit, for time to exhaustion.
+    pub limit: Option<f64>,
+    /// Last computed slope (units per second), for export.
+    pub last_slope: Option<f64>,
+    /// Last time to exhaustion in seconds, while leaking toward a known limit.
+    pub last_time_to_exhaustion: Option<f64>,
+}
+
+impl LeakDetector {
+    pub fn from_config(config: &LeakConfig) -> LeakDetector {
+        LeakDetector::new(
+            config.window_secs as f64,
+            config.min_slope_mb_per_min * 1e6 / 60.0,
+            config.min_trend_z,
+        )
+    }
+
+    /// `min_slope` in the series' units per second.
+    pub fn new(window_secs: f64, min_slope: f64, min_trend_z: f64) -> LeakDetector {
+        LeakDetector {
+            window_secs,
+            min_slope,
+            min_trend_z,
+            limit: None,
+            last_slope: None,
+            last_time_to_exhaustion: None,
+        }
+    }
+}
+
+impl Detector<PointContext<'_>> for LeakDetector {
+    fn name(&self) -> &'static str {
+        "leak"
+    }
+
+    fn figures(&self) -> Vec<(&'static str, f64)> {
+        let mut out = Vec::new();
+        if let Some(slope) = self.last_slope {
+            out.push((FIGURE_SLOPE, slope));
+        }
+        if let Some(tte) = self.last_time_to_exhaustion {
+            out.push((FIGURE_TIME_TO_EXHAUSTION, tte));
+        }
+        out
+    }
+
+    fn set_limit(&mut self, limit: Option<f64>) {
+        self.limit = limit;
+    }
+
+    fn check(&mut self, ctx: &PointContext<'_>) -> Verdict {
+        let grid = ctx.grid;
+        let window = (self.window_secs / grid.step).round().max(6.0) as usize;
+        if ctx.index + 1 < window {
+            return Verdict::WarmingUp { needed: window - ctx.index - 1 };
+        }
+        let from = ctx.index + 1 - window;
+        let points: Vec<(f64, f64)> =
+            (from..=ctx.index).map(|i| (grid.time_of(i), grid.values[i])).collect();
+        let Some(t) = trend(&points).filter(|t| t.points * 2 >= window) else {
+            return Verdict::WarmingUp { needed: 1 };
+        };
+        self.last_slope = Some(t.slope);
+        let current = ctx.value();
+        self.last_time_to_exhaustion = match self.limit {
+            Some(limit) if t.slope > 0.0 && current.is_finite() => {
+                Some(((limit - current) / t.slope).max(0.0))
+            }
+            _ => None,
+        };
+        let growth = t.slope * self.window_secs;
+        // Every condition as a ratio that reaches 1 when it is just met; the weakest decides.
+        let significance = t.mk_z / self.min_trend_z;
+        let rate = if self.min_slope > 0.0 { t.slope / self.min_slope } else { f64::INFINITY };
+        let above_noise = if t.noise > 0.0 { growth / (3.0 * t.noise) } else { f64::INFINITY };
+        let steady = if t.slope > 0.0 { t.halves.0.min(t.halves.1) / (0.4 * t.slope) } else { 0.0 };
+        let strength = significance.min(rate).min(above_noise).min(steady);
+        let tte = self.last_time_to_exhaustion;
+        Verdict::from_score(squash(strength, 1.0, 0.25), || {
+            let per_min = t.slope * 60.0;
+            match tte {
+                Some(secs) => format!(
+                    "memory climbing {per_min:.4}/min (Mann-Kendall z {:.1}); limit reached in {:.0} min",
+                    t.mk_z,
+                    secs / 60.0
+                ),
+                None => format!("memory climbing {per_min:.4}/min (Mann-Kendall z {:.1})", t.mk_z),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baseline::{Expectation, Grid};
+
+    fn noise(i: usize) -> f64 {
+        ((i * 7919 + 13) % 97) as f64 / 97.0 - 0.5
+    }
+
+    fn last_verdict(values: Vec<f64>, detector: &mut LeakDetector) -> Verdict {
+        let mut grid = Grid::new(0.0, 60.0);
+        grid.values = values;
+        let none = Expectation::WarmingUp { needed: 1 };
+        let index = grid.len() - 1;
+        detector.check(&PointContext { grid: &grid, index, expectation: &none })
+    }
+
+    #[test]
+    fn theil_sen_ignores_an_outlier() {
+        let mut pts: Vec<(f64, f64)> = (0..20).map(|i| (i as f64, 2.0 * i as f64)).collect();
+        pts[10].1 = 1000.0;
+        assert_eq!(theil_sen(&pts), Some(2.0));
+    }
+
+    #[test]
+    fn a_steady_climb_is_a_leak_with_time_to_exhaustion() {
+        // 8 GB process, +20 MB/min, 30 MB noise; limit 16 GB.
+        let values: Vec<f64> = (0..120).map(|i| 8e9 + 20e6 * i as f64 + 30e6 * noise(i)).collect();
+        let mut d = LeakDetector::new(3600.0, 1e6 / 60.0, 4.0);
+        d.limit = Some(16e9);
+        let v = last_verdict(values, &mut d);
+        assert!(v.is_anomalous(), "{v:?}");
+        let per_min = d.last_slope.unwrap() * 60.0;
+        assert!((per_min - 20e6).abs() < 2e6, "slope {per_min}");
+        let tte_min = d.last_time_to_exhaustion.unwrap() / 60.0;
+        assert!((tte_min - (16e9 - 8e9 - 20e6 * 119.0) / 20e6).abs() < 40.0, "{tte_min}");
+    }
+
+    #[test]
+    fn flat_noisy_memory_and_a_single_step_are_not_leaks() {
+        let flat: Vec<f64> = (0..120).map(|i| 8e9 + 50e6 * noise(i)).collect();
+        let mut d = LeakDetector::new(3600.0, 1e6 / 60.0, 4.0);
+        assert!(!last_verdict(flat, &mut d).is_anomalous());
+        let step: Vec<f64> =
+            (0..120).map(|i| 8e9 + if i > 70 { 2e9 } else { 0.0 } + 20e6 * noise(i)).collect();
+        let v = last_verdict(step, &mut d);
+        assert!(!v.is_anomalous(), "one step up is not a leak: {v:?}");
+    }
+
+    #[test]
+    fn too_short_a_window_is_warming_up() {
+        let mut d = LeakDetector::new(3600.0, 0.0, 4.0);
+        assert!(matches!(last_verdict(vec![1.0; 10], &mut d), Verdict::WarmingUp { .. }));
+    }
+}
