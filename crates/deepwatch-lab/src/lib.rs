@@ -4,5 +4,11 @@
 //! and gateways over their admin APIs.
 #![forbid(unsafe_code)]
 
+pub mod load;
 pub mod rng;
 pub mod sim;
+
+/// Parses a human duration (`500ms`, `30s`, `5m`, `1h 30m`) for command-line flags.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 30s, 5m)"))
+}
