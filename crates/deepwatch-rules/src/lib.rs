@@ -6,6 +6,7 @@
 
 pub mod yaml;
 
+pub mod alertmanager;
 pub mod alerts;
 pub mod check;
 pub mod hysteresis;
@@ -116,6 +117,8 @@ pub fn generate(cfg: &RulesConfig, opts: Options) -> Result<Generated, GenerateE
     if let Some(k8s) = prometheus::kubernetes_config(&ctx) {
         out.files.insert("prometheus/prometheus-kubernetes.yml".into(), k8s);
     }
+    out.files.insert("alertmanager/alertmanager.yml".into(), alertmanager::config(&ctx));
+    out.files.insert("alertmanager/test-routes.sh".into(), alertmanager::test_script());
     out.warnings.extend(check::bucket_warnings(cfg));
     Ok(out)
 }

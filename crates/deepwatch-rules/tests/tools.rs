@@ -50,3 +50,57 @@ fn generated_promtool_tests_pass() {
     args.extend(tests.iter().map(String::as_str));
     promtool(&args, &prom);
 }
+
+#[test]
+fn alertmanager_config_and_routes_pass_amtool() {
+    let dir = write(Options::default());
+    let am = dir.path().join("alertmanager");
+    let bin = require_binary(&["amtool"], "prometheus-alertmanager");
+    let (ok, text) = run_tool(&bin, &["check-config", "alertmanager.yml"], &am);
+    assert!(ok, "amtool check-config failed:\n{text}");
+    let cases = deepwatch_rules::alertmanager::route_cases();
+    assert!(["critical", "warning", "info"]
+        .iter()
+        .all(|s| cases.iter().any(|c| c.labels.contains(&("severity", s)))));
+    for case in cases {
+        let args = deepwatch_rules::alertmanager::amtool_args(&case);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, text) = run_tool(&bin, &args, &am);
+        assert!(ok, "route case {:?} failed:\n{text}", case.labels);
+        assert_eq!(
+            text.lines().next().unwrap_or("").trim(),
+            case.receivers.join(","),
+            "{:?}",
+            case.labels
+        );
+    }
+    // A wrong expectation must fail, or the cases above prove nothing.
+    let wrong = deepwatch_rules::alertmanager::RouteCase {
+        labels: vec![("severity", "warning")],
+        receivers: vec![deepwatch_rules::alertmanager::EMAIL],
+    };
+    let args = deepwatch_rules::alertmanager::amtool_args(&wrong);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(!run_tool(&bin, &args, &am).0);
+}
+
+/// The e2e test and the demo shrink every interval; the generated tests still hold.
+#[test]
+fn time_scaled_alert_tests_pass() {
+    let dir = write(Options { time_scale: 5 });
+    let prom = dir.path().join("prometheus");
+    let text = std::fs::read_to_string(prom.join("rules/alerts.yml")).unwrap();
+    assert!(text.contains("interval: 1s"), "{text}");
+    promtool(&["test", "rules", "tests/alerts.test.yml", "tests/recording.test.yml"], &prom);
+}
+
+/// The committed deploy/ passes the tools directly (the drift test keeps it equal to the generator).
+#[test]
+fn committed_deploy_passes_the_tools() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    promtool(&["check", "config", "prometheus.yml"], &deploy.join("prometheus"));
+    let bin = require_binary(&["amtool"], "prometheus-alertmanager");
+    let (ok, text) =
+        run_tool(&bin, &["check-config", "alertmanager.yml"], &deploy.join("alertmanager"));
+    assert!(ok, "{text}");
+}
