@@ -76,19 +76,21 @@ impl CollectorSet {
         Outcome { name: collector.name(), sink, result, seconds }
     }
 
-    /// Runs every collector: fast ones one after another on one blocking thread, slow ones on
-    /// their own threads at the same time. Returns the rendered exposition.
+    /// Runs every collector: slow ones (NVML) on their own blocking threads, fast ones inline
+    /// meanwhile. Fast collectors read procfs or in-memory state (well under a millisecond), so
+    /// handing them to another thread would cost more in wake-ups than it saves.
     pub async fn scrape(self: &Arc<Self>, format: Format) -> String {
         let mut slow_tasks = Vec::new();
         for c in self.collectors.iter().filter(|c| c.slow()) {
             let c = c.clone();
             slow_tasks.push(tokio::task::spawn_blocking(move || Self::run_one(c.as_ref(), format)));
         }
-        let fast: Vec<_> = self.collectors.iter().filter(|c| !c.slow()).cloned().collect();
-        let fast_task = tokio::task::spawn_blocking(move || {
-            fast.iter().map(|c| Self::run_one(c.as_ref(), format)).collect::<Vec<_>>()
-        });
-        let mut outcomes = fast_task.await.unwrap_or_default();
+        let mut outcomes: Vec<Outcome> = self
+            .collectors
+            .iter()
+            .filter(|c| !c.slow())
+            .map(|c| Self::run_one(c.as_ref(), format))
+            .collect();
         for t in slow_tasks {
             if let Ok(o) = t.await {
                 outcomes.push(o);
