@@ -34,10 +34,9 @@ pub struct GatewayConfig {
     pub max_model_labels: usize,
     /// Largest request body accepted (413 above).
     pub max_body_bytes: usize,
-    /// Time a client has to send its request headers.
+    /// Time a client has to send its request headers; also how long a keep-alive connection
+    /// may sit idle between requests.
     pub client_header_timeout_ms: u64,
-    /// Idle keep-alive connections from clients are closed after this long.
-    pub client_idle_timeout_ms: u64,
     pub upstream_connect_timeout_ms: u64,
     /// Time from sending a request upstream to its response headers.
     pub upstream_header_timeout_ms: u64,
@@ -68,8 +67,7 @@ impl Default for GatewayConfig {
             models: Vec::new(),
             max_model_labels: 16,
             max_body_bytes: 8 * 1024 * 1024,
-            client_header_timeout_ms: 10_000,
-            client_idle_timeout_ms: 120_000,
+            client_header_timeout_ms: 30_000,
             upstream_connect_timeout_ms: 2_000,
             upstream_header_timeout_ms: 60_000,
             upstream_idle_timeout_ms: 300_000,
@@ -329,7 +327,6 @@ impl GatewayConfig {
         problems.positive(&path.field("max_body_bytes"), self.max_body_bytes);
         for (name, v) in [
             ("client_header_timeout_ms", self.client_header_timeout_ms),
-            ("client_idle_timeout_ms", self.client_idle_timeout_ms),
             ("upstream_connect_timeout_ms", self.upstream_connect_timeout_ms),
             ("upstream_header_timeout_ms", self.upstream_header_timeout_ms),
             ("upstream_idle_timeout_ms", self.upstream_idle_timeout_ms),
@@ -459,8 +456,8 @@ models = []
 max_model_labels = 16
 # Larger request bodies get 413.
 max_body_bytes = 8388608
-client_header_timeout_ms = 10000
-client_idle_timeout_ms = 120000
+# Time a client has to send request headers; also the idle limit of keep-alive connections.
+client_header_timeout_ms = 30000
 upstream_connect_timeout_ms = 2000
 # Time to the upstream's response headers.
 upstream_header_timeout_ms = 60000

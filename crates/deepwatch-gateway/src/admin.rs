@@ -1,0 +1,299 @@
+//! The admin listener: `/metrics` and `/healthz` without a token, and the bearer-protected
+//! admin API that the analyzer's remediation and the lab's chaos scenarios use (pools, forced
+//! failover, weights, scale out, rollouts, degrade, faults, events). `docs/gateway-admin-api.md`
+//! is its reference; errors have the OpenAI shape.
+
+use crate::degrade::DegradeState;
+use crate::error::ApiError;
+use crate::rollout::StartRequest;
+use crate::state::Shared;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use deepwatch_core::config::gateway::FaultRule;
+use deepwatch_core::error::ErrorCode;
+use deepwatch_core::expo::Format;
+use http::{header, HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    let admin = Router::new()
+        .route("/admin/pools", get(pools))
+        .route("/admin/pools/{pool}/weight", put(set_weight))
+        .route("/admin/pools/{pool}/upstreams", post(add_upstream).delete(remove_upstream))
+        .route("/admin/failover", post(failover).delete(failback))
+        .route("/admin/rollouts", post(start_rollout).get(rollouts))
+        .route("/admin/rollouts/rollback", post(rollback))
+        .route("/admin/rollouts/promote", post(promote))
+        .route("/admin/degrade", put(set_degrade).delete(clear_degrade))
+        .route("/admin/faults", put(set_faults).get(get_faults).delete(clear_faults))
+        .route("/admin/events", get(events))
+        .layer(middleware::from_fn_with_state(shared.clone(), auth));
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(admin)
+        .fallback(|r: Request| async move {
+            ApiError::not_found(
+                "not_found",
+                format!("unknown route {} {}", r.method(), r.uri().path()),
+            )
+        })
+        .with_state(shared)
+}
+
+async fn auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let token = &shared.cfg.admin_token;
+    if token.is_empty() {
+        return ApiError::new(
+            ErrorCode::Forbidden,
+            "admin_disabled",
+            "the admin API is disabled: set gateway.admin_token",
+        )
+        .into_response();
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    if !given.is_some_and(|g| constant_time_eq(g.trim().as_bytes(), token.as_bytes())) {
+        return ApiError::new(
+            ErrorCode::Unauthorized,
+            "unauthorized",
+            "missing or wrong admin token",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    shared.pools.export_ratios();
+    let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let text = shared.metrics.registry().render(format);
+    ([(header::CONTENT_TYPE, format.content_type())], text).into_response()
+}
+
+/// Parses a JSON body; the error names the problem (serde names unknown fields).
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
+}
+
+fn pools_doc(shared: &Shared) -> Value {
+    json!({
+        "pools": shared.pools.docs(),
+        "active_pools": shared.pools.active_pools(),
+        "failover": {"forced": shared.pools.forced(), "automatic": shared.pools.automatic_failover()},
+        "degrade": shared.degrade.get(),
+        "rollout": shared.rollouts.current(),
+    })
+}
+
+async fn pools(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(pools_doc(&shared))
+}
+
+fn pool<'a>(shared: &'a Shared, name: &str) -> Result<&'a Arc<crate::pools::Pool>> {
+    shared
+        .pools
+        .get(name)
+        .ok_or_else(|| ApiError::not_found("pool_not_found", format!("unknown pool {name:?}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeightBody {
+    weight: u32,
+}
+
+async fn set_weight(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let p = pool(&shared, &name)?;
+    let b: WeightBody = parse(&body)?;
+    if b.weight > 100 {
+        return Err(ApiError::bad_request(format!(
+            "weight must be between 0 and 100, got {}",
+            b.weight
+        )));
+    }
+    if shared.rollouts.controls(&name) {
+        return Err(ApiError::conflict(
+            "pool_in_rollout",
+            format!("a running rollout controls the weight of {name:?}"),
+        ));
+    }
+    shared.pools.set_weight(p, b.weight);
+    shared.events.record("weight", &name, format!("weight {}%", b.weight));
+    Ok(Json(json!(shared.pools.doc(p))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UrlBody {
+    url: String,
+}
+
+async fn add_upstream(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response> {
+    let p = pool(&shared, &name)?;
+    let b: UrlBody = parse(&body)?;
+    match url::Url::parse(&b.url) {
+        Ok(u) if u.scheme() == "http" && u.host().is_some() => {}
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "url must be an http URL like http://10.0.0.5:8000, got {:?}",
+                b.url
+            )))
+        }
+    }
+    if !shared.pools.add_upstream(p, &b.url) {
+        return Err(ApiError::conflict(
+            "upstream_exists",
+            format!("{} is already in pool {name:?}", b.url),
+        ));
+    }
+    Ok((StatusCode::CREATED, Json(json!(shared.pools.doc(p)))).into_response())
+}
+
+async fn remove_upstream(
+    State(shared): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    let p = pool(&shared, &name)?;
+    let b: UrlBody = parse(&body)?;
+    if !shared.pools.remove_upstream(p, &b.url) {
+        return Err(ApiError::not_found(
+            "upstream_not_found",
+            format!("{} is not in pool {name:?}", b.url),
+        ));
+    }
+    Ok(Json(json!(shared.pools.doc(p))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailoverBody {
+    pool: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn failover(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<Value>> {
+    let b: FailoverBody = parse(&body)?;
+    pool(&shared, &b.pool)?;
+    shared.pools.force(&b.pool, b.reason.as_deref().unwrap_or("admin request"));
+    Ok(Json(pools_doc(&shared)))
+}
+
+async fn failback(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    shared.pools.unforce();
+    Json(pools_doc(&shared))
+}
+
+async fn start_rollout(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response> {
+    let req: StartRequest = parse(&body)?;
+    let doc = shared.rollouts.start(req)?;
+    Ok((StatusCode::CREATED, Json(json!(doc))).into_response())
+}
+
+async fn rollouts(State(shared): State<Arc<Shared>>) -> Json<Value> {
+    Json(json!({"current": shared.rollouts.current(), "history": shared.rollouts.history()}))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn reason_of(body: &Bytes) -> Result<Option<String>> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    Ok(parse::<ReasonBody>(body)?.reason)
+}
+
+async fn rollback(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<Value>> {
+    Ok(Json(json!(shared.rollouts.force(false, reason_of(&body)?)?)))
+}
+
+async fn promote(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<Value>> {
+    Ok(Json(json!(shared.rollouts.force(true, reason_of(&body)?)?)))
+}
+
+async fn set_degrade(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<Value>> {
+    let state: DegradeState = parse(&body)?;
+    let state = shared.degrade.set(state).map_err(ApiError::bad_request)?;
+    Ok(Json(json!(state)))
+}
+
+async fn clear_degrade(State(shared): State<Arc<Shared>>) -> Result<Json<Value>> {
+    let state = shared.degrade.set(DegradeState::default()).map_err(ApiError::bad_request)?;
+    Ok(Json(json!(state)))
+}
+
+fn faults_enabled(shared: &Shared) -> Result<()> {
+    if shared.faults.enabled {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "faults_disabled",
+            "fault injection is disabled: set gateway.faults.enabled = true",
+        ))
+    }
+}
+
+async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<Value>> {
+    faults_enabled(&shared)?;
+    let rules: Vec<FaultRule> = parse(&body)?;
+    let rules = shared.faults.set(rules).map_err(ApiError::bad_request)?;
+    Ok(Json(json!({"enabled": true, "rules": rules})))
+}
+
+async fn get_faults(State(shared): State<Arc<Shared>>) -> Result<Json<Value>> {
+    faults_enabled(&shared)?;
+    Ok(Json(json!({"enabled": true, "rules": shared.faults.rules()})))
+}
+
+async fn clear_faults(State(shared): State<Arc<Shared>>) -> Result<Json<Value>> {
+    faults_enabled(&shared)?;
+    shared.faults.set(Vec::new()).map_err(ApiError::bad_request)?;
+    Ok(Json(json!({"enabled": true, "rules": []})))
+}
+
+async fn events(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request(format!("limit must be a number, got {v:?}")))?
+            .min(1000),
+    };
+    Ok(Json(json!({"events": shared.events.last(limit)})))
+}

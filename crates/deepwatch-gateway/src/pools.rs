@@ -1,0 +1,413 @@
+//! Upstream pools and routing. Pools have a weight (share of their priority tier: blue-green and
+//! canary splits) and a priority (a higher number is a standby). A request goes to the lowest
+//! priority tier that has a healthy upstream in a pool of weight above 0, split by weight, then
+//! round-robin over that pool's healthy upstreams. A forced failover overrides all of it.
+//! Tier changes are detected from health (not from one request's retry) and become `failover` /
+//! `failback` events.
+
+use crate::events::EventLog;
+use crate::health::{Change, Health, HealthStatus};
+use crate::metrics::GatewayMetrics;
+use crate::util::{random_u64, rfc3339};
+use deepwatch_core::clock::SharedClock;
+use deepwatch_core::config::gateway::{HealthConfig, PoolConfig};
+use http::HeaderValue;
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// One upstream server.
+#[derive(Debug)]
+pub struct Upstream {
+    /// Base URL without a trailing slash.
+    pub url: String,
+    pub pool: String,
+    pub health: Health,
+}
+
+/// A pool of upstreams serving one model version.
+#[derive(Debug)]
+pub struct Pool {
+    pub name: String,
+    pub priority: u32,
+    pub model_version: String,
+    pub api_key: Option<HeaderValue>,
+    pub health_cfg: HealthConfig,
+    weight: AtomicU32,
+    upstreams: RwLock<Arc<Vec<Arc<Upstream>>>>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    pub fn weight(&self) -> u32 {
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    pub fn upstreams(&self) -> Arc<Vec<Arc<Upstream>>> {
+        self.upstreams.read().clone()
+    }
+
+    fn has_healthy(&self, exclude: &[Arc<Upstream>]) -> bool {
+        self.upstreams
+            .read()
+            .iter()
+            .any(|u| u.health.is_healthy() && !exclude.iter().any(|e| Arc::ptr_eq(e, u)))
+    }
+
+    /// Round-robin over healthy upstreams not in `exclude`; with `any`, unhealthy ones too.
+    fn pick(&self, exclude: &[Arc<Upstream>], any: bool) -> Option<Arc<Upstream>> {
+        let ups = self.upstreams.read().clone();
+        let n = ups.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| &ups[(start + i) % n])
+            .find(|u| (any || u.health.is_healthy()) && !exclude.iter().any(|e| Arc::ptr_eq(e, u)))
+            .cloned()
+    }
+}
+
+/// A forced failover.
+#[derive(Debug, Clone, Serialize)]
+pub struct Forced {
+    pub pool: String,
+    pub reason: String,
+    pub since: String,
+}
+
+pub struct Pools {
+    pools: Vec<Arc<Pool>>,
+    forced: RwLock<Option<Forced>>,
+    /// Names of the pools that served last time we looked, for failover detection.
+    active: Mutex<Vec<String>>,
+    metrics: Arc<GatewayMetrics>,
+    events: Arc<EventLog>,
+    clock: SharedClock,
+}
+
+/// The pool and upstream chosen for an attempt.
+#[derive(Clone)]
+pub struct Route {
+    pub pool: Arc<Pool>,
+    pub upstream: Arc<Upstream>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamDoc {
+    pub url: String,
+    #[serde(flatten)]
+    pub status: HealthStatus,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolDoc {
+    pub name: String,
+    pub weight: u32,
+    pub priority: u32,
+    pub model_version: String,
+    pub active: bool,
+    pub upstreams: Vec<UpstreamDoc>,
+}
+
+pub fn normalize_url(url: &str) -> String {
+    url.trim_end_matches('/').to_string()
+}
+
+impl Pools {
+    pub fn new(
+        configs: &[PoolConfig],
+        metrics: Arc<GatewayMetrics>,
+        events: Arc<EventLog>,
+        clock: SharedClock,
+    ) -> Pools {
+        let now = clock.now();
+        let pools = configs
+            .iter()
+            .map(|c| {
+                let ups = c
+                    .upstreams
+                    .iter()
+                    .map(|u| {
+                        Arc::new(Upstream {
+                            url: normalize_url(u),
+                            pool: c.name.clone(),
+                            health: Health::new(c.health.clone(), now),
+                        })
+                    })
+                    .collect();
+                Arc::new(Pool {
+                    name: c.name.clone(),
+                    priority: c.priority,
+                    model_version: c.model_version.clone(),
+                    api_key: (!c.api_key.is_empty())
+                        .then(|| HeaderValue::from_str(&format!("Bearer {}", c.api_key)).ok())
+                        .flatten(),
+                    health_cfg: c.health.clone(),
+                    weight: AtomicU32::new(c.weight),
+                    upstreams: RwLock::new(Arc::new(ups)),
+                    next: AtomicUsize::new(0),
+                })
+            })
+            .collect();
+        let p = Pools {
+            pools,
+            forced: RwLock::new(None),
+            active: Mutex::new(Vec::new()),
+            metrics,
+            events,
+            clock,
+        };
+        for pool in &p.pools {
+            for u in pool.upstreams().iter() {
+                p.metrics.upstream_up.set(&[&pool.name, &u.url], 1.0);
+                p.metrics.upstream_error_ratio.set(&[&pool.name, &u.url], 0.0);
+            }
+        }
+        *p.active.lock() = p.active_pools();
+        p.refresh();
+        p
+    }
+
+    pub fn all(&self) -> &[Arc<Pool>] {
+        &self.pools
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Pool>> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    pub fn forced(&self) -> Option<Forced> {
+        self.forced.read().clone()
+    }
+
+    /// Chooses where an attempt goes. `exclude` holds upstreams that already failed this request.
+    pub fn select(&self, exclude: &[Arc<Upstream>]) -> Option<Route> {
+        if let Some(forced) = self.forced.read().as_ref() {
+            let pool = self.get(&forced.pool)?.clone();
+            let upstream = pool.pick(exclude, false).or_else(|| pool.pick(exclude, true))?;
+            return Some(Route { pool, upstream });
+        }
+        let mut priorities: Vec<u32> = self.pools.iter().map(|p| p.priority).collect();
+        priorities.sort_unstable();
+        priorities.dedup();
+        for prio in priorities {
+            let candidates: Vec<&Arc<Pool>> = self
+                .pools
+                .iter()
+                .filter(|p| p.priority == prio && p.weight() > 0 && p.has_healthy(exclude))
+                .collect();
+            let total: u64 = candidates.iter().map(|p| u64::from(p.weight())).sum();
+            if total == 0 {
+                continue;
+            }
+            let mut ticket = random_u64() % total;
+            for pool in candidates {
+                let w = u64::from(pool.weight());
+                if ticket < w {
+                    let upstream = pool.pick(exclude, false)?;
+                    return Some(Route { pool: pool.clone(), upstream });
+                }
+                ticket -= w;
+            }
+        }
+        None
+    }
+
+    /// Pools that would receive traffic now (forced pool, or the serving tier's weighted pools).
+    pub fn active_pools(&self) -> Vec<String> {
+        if let Some(f) = self.forced.read().as_ref() {
+            return vec![f.pool.clone()];
+        }
+        let mut priorities: Vec<u32> = self.pools.iter().map(|p| p.priority).collect();
+        priorities.sort_unstable();
+        priorities.dedup();
+        for prio in priorities {
+            let names: Vec<String> = self
+                .pools
+                .iter()
+                .filter(|p| p.priority == prio && p.weight() > 0 && p.has_healthy(&[]))
+                .map(|p| p.name.clone())
+                .collect();
+            if !names.is_empty() {
+                return names;
+            }
+        }
+        Vec::new()
+    }
+
+    /// Whether traffic left the first tier because of health.
+    pub fn automatic_failover(&self) -> bool {
+        if self.forced.read().is_some() {
+            return false;
+        }
+        let top = self.pools.iter().filter(|p| p.weight() > 0).map(|p| p.priority).min();
+        let active = self.active_pools();
+        let serving =
+            self.pools.iter().filter(|p| active.contains(&p.name)).map(|p| p.priority).min();
+        matches!((top, serving), (Some(t), Some(s)) if s > t)
+    }
+
+    /// Recomputes gauges and detects tier changes; called after every health or admin change.
+    pub fn refresh(&self) {
+        let active = self.active_pools();
+        for p in &self.pools {
+            let on = active.contains(&p.name);
+            self.metrics.pool_active.set(&[&p.name], if on { 1.0 } else { 0.0 });
+            self.metrics.pool_weight.set(&[&p.name], f64::from(p.weight()) / 100.0);
+        }
+        let mut last = self.active.lock();
+        if *last == active {
+            return;
+        }
+        let forced = self.forced.read().is_some();
+        let prio_of = |names: &[String]| {
+            self.pools.iter().filter(|p| names.contains(&p.name)).map(|p| p.priority).min()
+        };
+        let (before, after) = (prio_of(&last), prio_of(&active));
+        if !forced {
+            match (before, after) {
+                (Some(b), Some(a)) if a > b => {
+                    for name in &active {
+                        self.metrics.failovers.inc(&[name, "unhealthy"]);
+                        self.events.record(
+                            "failover",
+                            name,
+                            format!("no healthy upstream in priority {b}; serving priority {a}"),
+                        );
+                    }
+                }
+                (Some(b), Some(a)) if a < b => {
+                    for name in &active {
+                        self.events.record("failback", name, format!("priority {a} healthy again"));
+                    }
+                }
+                (Some(_), None) => {
+                    tracing::error!("no pool has a healthy upstream");
+                }
+                _ => {}
+            }
+        }
+        *last = active;
+    }
+
+    pub fn force(&self, pool: &str, reason: &str) -> bool {
+        if self.get(pool).is_none() {
+            return false;
+        }
+        *self.forced.write() = Some(Forced {
+            pool: pool.to_string(),
+            reason: reason.to_string(),
+            since: rfc3339(self.clock.wall()),
+        });
+        self.metrics.failovers.inc(&[pool, "command"]);
+        self.events.record("failover", pool, format!("forced: {reason}"));
+        self.refresh();
+        true
+    }
+
+    pub fn unforce(&self) {
+        if let Some(f) = self.forced.write().take() {
+            self.events.record("failback", &f.pool, "forced failover cleared");
+        }
+        self.refresh();
+    }
+
+    pub fn set_weight(&self, pool: &Pool, weight: u32) {
+        pool.weight.store(weight, Ordering::Relaxed);
+        self.refresh();
+    }
+
+    /// Adds an upstream (scale out); false when it is already there.
+    pub fn add_upstream(&self, pool: &Pool, url: &str) -> bool {
+        let url = normalize_url(url);
+        let mut guard = pool.upstreams.write();
+        if guard.iter().any(|u| u.url == url) {
+            return false;
+        }
+        let mut list = (**guard).clone();
+        list.push(Arc::new(Upstream {
+            url: url.clone(),
+            pool: pool.name.clone(),
+            health: Health::new(pool.health_cfg.clone(), self.clock.now()),
+        }));
+        *guard = Arc::new(list);
+        drop(guard);
+        self.metrics.upstream_up.set(&[&pool.name, &url], 1.0);
+        self.metrics.upstream_error_ratio.set(&[&pool.name, &url], 0.0);
+        self.events.record("upstream_added", &pool.name, url);
+        self.refresh();
+        true
+    }
+
+    pub fn remove_upstream(&self, pool: &Pool, url: &str) -> bool {
+        let url = normalize_url(url);
+        let mut guard = pool.upstreams.write();
+        if !guard.iter().any(|u| u.url == url) {
+            return false;
+        }
+        let list: Vec<_> = guard.iter().filter(|u| u.url != url).cloned().collect();
+        *guard = Arc::new(list);
+        drop(guard);
+        self.metrics.upstream_up.remove(&[&pool.name, &url]);
+        self.metrics.upstream_error_ratio.remove(&[&pool.name, &url]);
+        self.events.record("upstream_removed", &pool.name, url);
+        self.refresh();
+        true
+    }
+
+    /// Applies a health change of one upstream: gauge, log, routing refresh.
+    pub fn on_change(&self, upstream: &Upstream, change: Option<Change>) {
+        let Some(change) = change else { return };
+        let up = matches!(change, Change::Returned);
+        self.metrics.upstream_up.set(&[&upstream.pool, &upstream.url], if up { 1.0 } else { 0.0 });
+        match change {
+            Change::Ejected(by) => {
+                tracing::warn!(pool = %upstream.pool, upstream = %upstream.url, ?by, "upstream ejected")
+            }
+            Change::Returned => {
+                tracing::info!(pool = %upstream.pool, upstream = %upstream.url, "upstream back in rotation")
+            }
+        }
+        self.refresh();
+    }
+
+    pub fn docs(&self) -> Vec<PoolDoc> {
+        let now = self.clock.now();
+        let active = self.active_pools();
+        self.pools.iter().map(|p| self.doc_of(p, &active, now)).collect()
+    }
+
+    pub fn doc(&self, pool: &Pool) -> PoolDoc {
+        self.doc_of(pool, &self.active_pools(), self.clock.now())
+    }
+
+    fn doc_of(&self, p: &Pool, active: &[String], now: tokio::time::Instant) -> PoolDoc {
+        PoolDoc {
+            name: p.name.clone(),
+            weight: p.weight(),
+            priority: p.priority,
+            model_version: p.model_version.clone(),
+            active: active.contains(&p.name),
+            upstreams: p
+                .upstreams()
+                .iter()
+                .map(|u| UpstreamDoc { url: u.url.clone(), status: u.health.status(now) })
+                .collect(),
+        }
+    }
+
+    /// Updates the error-ratio gauges (called by the health task).
+    pub fn export_ratios(&self) {
+        let now = self.clock.now();
+        for p in &self.pools {
+            for u in p.upstreams().iter() {
+                self.metrics
+                    .upstream_error_ratio
+                    .set(&[&p.name, &u.url], u.health.error_ratio(now));
+            }
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The streamed response body. Each upstream frame is scanned (sans IO) and forwarded as soon
+//! as its events are complete: nothing is buffered beyond an unfinished event. It timestamps
+//! content chunks (TTFT, inter-token gaps), reads usage and finish_reason, drops the usage chunk
+//! the client did not ask for, scans output for sensitive data, sends SSE keep-alive comments
+//! while the upstream is silent, and ends every broken stream with an SSE error event.
+
+use super::forward::Options;
+use super::record::Record;
+use crate::error::ApiError;
+use crate::metrics::Outcome;
+use crate::scanner::stream::StreamScanner;
+use crate::scanner::Policy;
+use crate::sse::{EventKind, SseEvent, SseScanner, TextField};
+use crate::state::Shared;
+use bytes::Bytes;
+use deepwatch_core::config::gateway::ScanAction;
+use deepwatch_core::error::ErrorCode;
+use futures_util::Stream;
+use hyper::body::{Body as _, Incoming};
+use std::collections::VecDeque;
+use std::future::Future as _;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::time::{Instant, Sleep};
+
+const KEEPALIVE: &[u8] = b": keep-alive\n\n";
+
+pub struct ProxyStream {
+    shared: Arc<Shared>,
+    record: Record,
+    upstream: Incoming,
+    scanner: SseScanner,
+    events: Vec<SseEvent>,
+    queue: VecDeque<Bytes>,
+    idle: Pin<Box<Sleep>>,
+    keepalive: Option<Pin<Box<Sleep>>>,
+    strip_usage: bool,
+    cut_after: Option<u64>,
+    output: ScanAction,
+    policy: Policy,
+    out_scanner: StreamScanner,
+    saw_done: bool,
+    upstream_error: Option<String>,
+    /// No more reading from upstream; drain the queue, then end.
+    closing: bool,
+}
+
+impl ProxyStream {
+    pub fn new(shared: Arc<Shared>, record: Record, upstream: Incoming, opts: &Options) -> Self {
+        let now = shared.clock.now();
+        let output =
+            if opts.policy.kinds.is_empty() { ScanAction::Off } else { opts.output_action };
+        let want_text = output != ScanAction::Off || shared.cfg.request_log.include_text;
+        ProxyStream {
+            idle: Box::pin(tokio::time::sleep_until(now + shared.idle_timeout)),
+            keepalive: shared.keepalive.map(|k| Box::pin(tokio::time::sleep_until(now + k))),
+            shared,
+            record,
+            upstream,
+            scanner: SseScanner::new(want_text),
+            events: Vec::new(),
+            queue: VecDeque::new(),
+            strip_usage: opts.strip_usage,
+            cut_after: opts.cut_after_chunks,
+            output,
+            policy: opts.policy.clone(),
+            out_scanner: StreamScanner::new(),
+            saw_done: false,
+            upstream_error: None,
+            closing: false,
+        }
+    }
+
+    /// Ends the stream with an SSE error event and `outcome`.
+    fn fail(&mut self, outcome: Outcome, err: ApiError) {
+        self.queue.push_back(err.sse_event());
+        self.record.error = Some(err.message);
+        self.record.outcome = Some(outcome);
+        self.record.status = 200;
+        self.closing = true;
+    }
+
+    fn on_frame(&mut self, frame: Bytes, t: Instant) {
+        self.scanner.push(&frame, &mut self.events);
+        let events = std::mem::take(&mut self.events);
+        let whole = events.len() == 1 && events[0].raw.len() == frame.len();
+        let mut events = events;
+        for ev in events.drain(..) {
+            if self.closing {
+                break;
+            }
+            match ev.kind {
+                EventKind::Comment => self.queue.push_back(ev.raw),
+                EventKind::Done => {
+                    self.flush_output(None);
+                    self.saw_done = true;
+                    self.queue.push_back(ev.raw);
+                }
+                EventKind::Error(message) => {
+                    self.upstream_error = Some(message);
+                    self.queue.push_back(ev.raw);
+                }
+                EventKind::Garbage => {
+                    let err = ApiError::new(
+                        ErrorCode::BadGateway,
+                        "upstream_error",
+                        "upstream sent an invalid server-sent event",
+                    );
+                    self.fail(Outcome::UpstreamError, err);
+                }
+                EventKind::Chunk(info) => {
+                    if let Some(u) = info.usage {
+                        self.record.usage = Some(u);
+                    }
+                    if info.usage_only && self.strip_usage {
+                        continue;
+                    }
+                    if info.content {
+                        self.record.on_content(t);
+                    }
+                    if let Some(r) = &info.finish_reason {
+                        self.record.finish_reason = Some(r.clone());
+                    }
+                    if self.shared.cfg.request_log.include_text {
+                        let out = self.record.output_text.get_or_insert_with(String::new);
+                        for d in info.deltas.iter().filter(|d| d.field != TextField::Reasoning) {
+                            out.push_str(&d.text);
+                        }
+                    }
+                    let raw = if self.output == ScanAction::Off {
+                        ev.raw
+                    } else {
+                        match self.scan_chunk(ev.raw, &info) {
+                            Some(raw) => raw,
+                            None => break,
+                        }
+                    };
+                    if whole && self.output == ScanAction::Off {
+                        self.queue.push_back(frame.clone());
+                    } else {
+                        self.queue.push_back(raw);
+                    }
+                    if info.content
+                        && self.cut_after.is_some_and(|n| self.record.content_chunks >= n)
+                    {
+                        self.shared.metrics.faults.inc(&[self.record.endpoint, "stream_cut"]);
+                        let err = ApiError::new(
+                            ErrorCode::BadGateway,
+                            "stream_cut",
+                            "injected fault: stream cut",
+                        );
+                        self.fail(Outcome::StreamCut, err);
+                    }
+                }
+            }
+        }
+        self.events = events;
+    }
+
+    /// Scans a chunk's text; returns the bytes to forward (rewritten for redact/block), or
+    /// `None` when the stream was ended for a blocked value.
+    fn scan_chunk(&mut self, raw: Bytes, info: &crate::sse::ChunkInfo) -> Option<Bytes> {
+        let redacting = self.output != ScanAction::Count;
+        let mut replacements: Vec<(u32, TextField, String)> = Vec::new();
+        let mut kinds = Vec::new();
+        for d in &info.deltas {
+            let r = self.out_scanner.push(
+                &self.shared.scanner.detectors,
+                &self.policy.kinds,
+                redacting,
+                (d.index, d.field),
+                &d.text,
+            );
+            kinds.extend(r.kinds);
+            replacements.push((d.index, d.field, r.text));
+        }
+        if info.finish_reason.is_some() {
+            for key in self.out_scanner.pending_keys() {
+                let r = self.out_scanner.flush(
+                    &self.shared.scanner.detectors,
+                    &self.policy.kinds,
+                    redacting,
+                    key,
+                );
+                kinds.extend(r.kinds);
+                match replacements.iter_mut().find(|(i, f, _)| (*i, *f) == key) {
+                    Some(existing) => existing.2.push_str(&r.text),
+                    None => replacements.push((key.0, key.1, r.text)),
+                }
+            }
+        }
+        self.count(&kinds);
+        if self.output == ScanAction::Block && !kinds.is_empty() {
+            let err = ApiError::new(
+                ErrorCode::Forbidden,
+                "sensitive_data_blocked",
+                "the response contained sensitive data and policy blocks it",
+            );
+            self.fail(Outcome::Rejected, err);
+            return None;
+        }
+        if !redacting || replacements.is_empty() {
+            return Some(raw);
+        }
+        Some(rewrite_chunk(&raw, &replacements).unwrap_or(raw))
+    }
+
+    fn count(&mut self, kinds: &[crate::scanner::Kind]) {
+        for k in kinds {
+            self.shared.metrics.sensitive.inc(&[
+                &self.record.tenant_label,
+                k.as_str(),
+                "output",
+                self.output.as_str(),
+            ]);
+        }
+        self.record.sensitive_matches += kinds.len() as u32;
+    }
+
+    /// Releases held-back text before the stream ends, as one extra chunk.
+    fn flush_output(&mut self, _at: Option<()>) {
+        if self.output == ScanAction::Off {
+            return;
+        }
+        let redacting = self.output != ScanAction::Count;
+        let mut kinds = Vec::new();
+        let mut pieces = Vec::new();
+        for key in self.out_scanner.pending_keys() {
+            let r = self.out_scanner.flush(
+                &self.shared.scanner.detectors,
+                &self.policy.kinds,
+                redacting,
+                key,
+            );
+            kinds.extend(r.kinds);
+            pieces.push((key.0, key.1, r.text));
+        }
+        self.count(&kinds);
+        if self.output == ScanAction::Block && !kinds.is_empty() {
+            let err = ApiError::new(
+                ErrorCode::Forbidden,
+                "sensitive_data_blocked",
+                "the response contained sensitive data and policy blocks it",
+            );
+            self.fail(Outcome::Rejected, err);
+            return;
+        }
+        if redacting && !pieces.is_empty() {
+            let choices: Vec<serde_json::Value> = pieces
+                .into_iter()
+                .map(|(i, f, text)| match f {
+                    TextField::Text => serde_json::json!({"index": i, "text": text}),
+                    TextField::Content => {
+                        serde_json::json!({"index": i, "delta": {"content": text}})
+                    }
+                    TextField::Reasoning => {
+                        serde_json::json!({"index": i, "delta": {"reasoning_content": text}})
+                    }
+                })
+                .collect();
+            let chunk = serde_json::json!({"object": "chat.completion.chunk", "choices": choices});
+            self.queue.push_back(Bytes::from(format!("data: {chunk}\n\n")));
+        }
+    }
+
+    fn on_end(&mut self) {
+        self.flush_output(None);
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        if let Some(message) = self.upstream_error.take() {
+            self.record.error = Some(message);
+            self.record.outcome = Some(Outcome::UpstreamError);
+        } else if self.saw_done && self.scanner.pending() == 0 {
+            self.record.outcome = Some(Outcome::Ok);
+        } else {
+            let err = ApiError::new(
+                ErrorCode::BadGateway,
+                "stream_cut",
+                "upstream closed the stream before it was complete",
+            );
+            self.queue.push_back(err.sse_event());
+            self.record.error = Some(err.message);
+            self.record.outcome = Some(Outcome::StreamCut);
+        }
+        self.record.status = 200;
+    }
+}
+
+/// Replaces the text fields of a chunk's choices.
+fn rewrite_chunk(raw: &[u8], replacements: &[(u32, TextField, String)]) -> Option<Bytes> {
+    let text = std::str::from_utf8(raw).ok()?;
+    let data = text.lines().find_map(|l| l.strip_prefix("data:"))?.trim_start();
+    let mut v: serde_json::Value = serde_json::from_str(data).ok()?;
+    let choices = v.get_mut("choices")?.as_array_mut()?;
+    for (index, field, new_text) in replacements {
+        let choice = choices
+            .iter_mut()
+            .find(|c| c.get("index").and_then(|i| i.as_u64()).unwrap_or(0) == u64::from(*index))?
+            .as_object_mut()?;
+        let new_value = serde_json::Value::String(new_text.clone());
+        if *field == TextField::Text {
+            choice.insert("text".into(), new_value);
+            continue;
+        }
+        let delta = choice.entry("delta").or_insert(serde_json::json!({})).as_object_mut()?;
+        let key = match field {
+            TextField::Reasoning if delta.contains_key("reasoning") => "reasoning",
+            TextField::Reasoning => "reasoning_content",
+            _ => "content",
+        };
+        delta.insert(key.into(), new_value);
+    }
+    Some(Bytes::from(format!("data: {v}\n\n")))
+}
+
+impl Stream for ProxyStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(bytes) = this.queue.pop_front() {
+                return Poll::Ready(Some(Ok(bytes)));
+            }
+            if this.closing {
+                if this.record.outcome.is_some() {
+                    let outcome = this.record.outcome.unwrap_or(Outcome::Ok);
+                    this.record.finish(outcome, 200);
+                }
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.upstream).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    let Ok(data) = frame.into_data() else { continue };
+                    let t = this.shared.clock.now();
+                    this.idle.as_mut().reset(t + this.shared.idle_timeout);
+                    if let (Some(k), Some(every)) = (this.keepalive.as_mut(), this.shared.keepalive)
+                    {
+                        k.as_mut().reset(t + every);
+                    }
+                    this.on_frame(data, t);
+                    this.record.stream_overhead +=
+                        this.shared.clock.now().saturating_duration_since(t);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let err = ApiError::new(
+                        ErrorCode::BadGateway,
+                        "stream_cut",
+                        format!("upstream connection broke mid-stream: {e}"),
+                    );
+                    this.fail(Outcome::StreamCut, err);
+                }
+                Poll::Ready(None) => this.on_end(),
+                Poll::Pending => {
+                    if this.idle.as_mut().poll(cx).is_ready() {
+                        let err = ApiError::new(
+                            ErrorCode::GatewayTimeout,
+                            "upstream_timeout",
+                            format!(
+                                "upstream sent nothing for {} ms",
+                                this.shared.idle_timeout.as_millis()
+                            ),
+                        );
+                        this.fail(Outcome::Timeout, err);
+                        continue;
+                    }
+                    if let (Some(k), Some(every)) = (this.keepalive.as_mut(), this.shared.keepalive)
+                    {
+                        if k.as_mut().poll(cx).is_ready() {
+                            let now = this.shared.clock.now();
+                            k.as_mut().reset(now + every);
+                            this.record.keepalives += 1;
+                            let pool = this
+                                .record
+                                .route
+                                .as_ref()
+                                .map(|r| r.pool.name.clone())
+                                .unwrap_or_default();
+                            this.shared.metrics.keepalives.inc(&[&pool]);
+                            this.queue.push_back(Bytes::from_static(KEEPALIVE));
+                            continue;
+                        }
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,502 @@
+//! Progressive rollouts. A rollout moves a canary pool through weight steps; after each step's
+//! window it compares canary with stable over that same window (TTFT p95, TPOT p95, error
+//! ratio, stream-cut ratio), each side needing a minimum sample count. Too few samples extends
+//! the step; a failed comparison rolls back in-process at once; a step of 100 promotes. Error and
+//! stream-cut ratios are also checked every second, so a bad canary does not wait out a window.
+
+use crate::error::ApiError;
+use crate::events::EventLog;
+use crate::metrics::GatewayMetrics;
+use crate::pools::{Pool, Pools};
+use crate::util::rfc3339;
+use deepwatch_core::clock::SharedClock;
+use deepwatch_core::config::gateway::RolloutConfig;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const HISTORY: usize = 20;
+const MAX_LATENCY_SAMPLES: usize = 200_000;
+const FAST_CHECK: Duration = Duration::from_secs(1);
+
+/// What one finished request tells the rollout analysis.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    pub ttft: Option<f64>,
+    pub tpot: Option<f64>,
+    pub error: bool,
+    pub stream_cut: bool,
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    requests: u64,
+    errors: u64,
+    cuts: u64,
+    ttft: Vec<f64>,
+    tpot: Vec<f64>,
+}
+
+impl Window {
+    fn add(&mut self, s: Sample) {
+        self.requests += 1;
+        self.errors += u64::from(s.error);
+        self.cuts += u64::from(s.stream_cut);
+        if let Some(v) = s.ttft.filter(|_| self.ttft.len() < MAX_LATENCY_SAMPLES) {
+            self.ttft.push(v);
+        }
+        if let Some(v) = s.tpot.filter(|_| self.tpot.len() < MAX_LATENCY_SAMPLES) {
+            self.tpot.push(v);
+        }
+    }
+
+    fn stats(&self) -> SideStats {
+        let ratio = |n: u64| if self.requests == 0 { 0.0 } else { n as f64 / self.requests as f64 };
+        SideStats {
+            requests: self.requests,
+            errors: self.errors,
+            stream_cuts: self.cuts,
+            error_ratio: ratio(self.errors),
+            stream_cut_ratio: ratio(self.cuts),
+            ttft_p95_ms: p95(&self.ttft).map(|v| v * 1000.0),
+            tpot_p95_ms: p95(&self.tpot).map(|v| v * 1000.0),
+        }
+    }
+}
+
+fn p95(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((v.len() as f64) * 0.95).ceil() as usize;
+    Some(v[rank.clamp(1, v.len()) - 1])
+}
+
+/// One side of a comparison.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct SideStats {
+    pub requests: u64,
+    pub errors: u64,
+    pub stream_cuts: u64,
+    pub error_ratio: f64,
+    pub stream_cut_ratio: f64,
+    pub ttft_p95_ms: Option<f64>,
+    pub tpot_p95_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Analysis {
+    pub verdict: &'static str,
+    pub reasons: Vec<String>,
+    pub canary: SideStats,
+    pub stable: SideStats,
+}
+
+/// Compares canary with stable. `full`: the window ended (all checks, sample gate); otherwise
+/// the fast path checks only ratios and can only fail.
+pub fn judge(c: &SideStats, s: &SideStats, p: &RolloutConfig, full: bool) -> Analysis {
+    let mut reasons = Vec::new();
+    let enough = c.requests >= p.min_samples && s.requests >= p.min_samples;
+    if full && !enough {
+        reasons.push(format!(
+            "not enough samples: canary {} and stable {} of {} needed",
+            c.requests, s.requests, p.min_samples
+        ));
+        return Analysis {
+            verdict: "not_enough_samples",
+            reasons,
+            canary: c.clone(),
+            stable: s.clone(),
+        };
+    }
+    if c.requests >= p.min_samples {
+        if c.error_ratio > s.error_ratio + p.max_error_ratio_increase {
+            reasons.push(format!(
+                "error ratio {:.4} > stable {:.4} + {}",
+                c.error_ratio, s.error_ratio, p.max_error_ratio_increase
+            ));
+        }
+        if c.stream_cut_ratio > s.stream_cut_ratio + p.max_stream_cut_ratio_increase {
+            reasons.push(format!(
+                "stream-cut ratio {:.4} > stable {:.4} + {}",
+                c.stream_cut_ratio, s.stream_cut_ratio, p.max_stream_cut_ratio_increase
+            ));
+        }
+    }
+    if full {
+        let slack = p.latency_slack_ms as f64;
+        let mut latency = |name: &str, cv: Option<f64>, sv: Option<f64>, ratio: f64| {
+            if let (Some(cv), Some(sv)) = (cv, sv) {
+                if cv > sv * ratio + slack {
+                    reasons
+                        .push(format!("{name} p95 {cv:.1} ms > {ratio} x {sv:.1} ms + {slack} ms"));
+                }
+            }
+        };
+        latency("ttft", c.ttft_p95_ms, s.ttft_p95_ms, p.max_ttft_p95_ratio);
+        latency("tpot", c.tpot_p95_ms, s.tpot_p95_ms, p.max_tpot_p95_ratio);
+    }
+    let verdict = if reasons.is_empty() { "pass" } else { "fail" };
+    Analysis { verdict, reasons, canary: c.clone(), stable: s.clone() }
+}
+
+/// `POST /admin/rollouts` body.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    pub pool: String,
+    pub stable: Option<String>,
+    pub steps: Option<Vec<u32>>,
+    pub step_secs: Option<u64>,
+    pub min_samples: Option<u64>,
+    pub max_ttft_p95_ratio: Option<f64>,
+    pub max_tpot_p95_ratio: Option<f64>,
+    pub latency_slack_ms: Option<u64>,
+    pub max_error_ratio_increase: Option<f64>,
+    pub max_stream_cut_ratio_increase: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RolloutDoc {
+    pub id: u64,
+    pub canary: String,
+    pub stable: String,
+    pub steps: Vec<u32>,
+    pub step_index: usize,
+    pub weight: u32,
+    pub status: &'static str,
+    pub reason: Option<String>,
+    pub step_secs: u64,
+    pub extensions: u32,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub last_analysis: Option<Analysis>,
+}
+
+struct Run {
+    doc: RolloutDoc,
+    params: RolloutConfig,
+    canary: Arc<Pool>,
+    stable: Arc<Pool>,
+    canary_w: Window,
+    stable_w: Window,
+    deadline: Instant,
+    task: Option<tokio::task::AbortHandle>,
+}
+
+#[derive(Default)]
+struct Inner {
+    current: Option<Run>,
+    history: VecDeque<RolloutDoc>,
+}
+
+pub struct Rollouts {
+    inner: Mutex<Inner>,
+    active: AtomicBool,
+    next_id: AtomicU64,
+    defaults: RolloutConfig,
+    pools: Arc<Pools>,
+    events: Arc<EventLog>,
+    metrics: Arc<GatewayMetrics>,
+    clock: SharedClock,
+}
+
+impl Rollouts {
+    pub fn new(
+        defaults: RolloutConfig,
+        pools: Arc<Pools>,
+        events: Arc<EventLog>,
+        metrics: Arc<GatewayMetrics>,
+        clock: SharedClock,
+    ) -> Arc<Rollouts> {
+        for p in pools.all() {
+            metrics.rollout_step.set(&[&p.name], 0.0);
+        }
+        Arc::new(Rollouts {
+            inner: Mutex::new(Inner::default()),
+            active: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            defaults,
+            pools,
+            events,
+            metrics,
+            clock,
+        })
+    }
+
+    /// Feeds one finished request of `pool` into the running analysis (cheap when none runs).
+    pub fn observe(&self, pool: &str, sample: Sample) {
+        if !self.active.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut inner = self.inner.lock();
+        if let Some(run) = inner.current.as_mut() {
+            if run.canary.name == pool {
+                run.canary_w.add(sample);
+            } else if run.stable.name == pool {
+                run.stable_w.add(sample);
+            }
+        }
+    }
+
+    /// Whether a running rollout controls this pool's weight.
+    pub fn controls(&self, pool: &str) -> bool {
+        self.inner
+            .lock()
+            .current
+            .as_ref()
+            .is_some_and(|r| r.canary.name == pool || r.stable.name == pool)
+    }
+
+    pub fn current(&self) -> Option<RolloutDoc> {
+        self.inner.lock().current.as_ref().map(|r| r.doc.clone())
+    }
+
+    pub fn history(&self) -> Vec<RolloutDoc> {
+        self.inner.lock().history.iter().cloned().collect()
+    }
+
+    pub fn start(self: &Arc<Self>, req: StartRequest) -> Result<RolloutDoc, ApiError> {
+        let d = &self.defaults;
+        let params = RolloutConfig {
+            steps: req.steps.clone().unwrap_or_else(|| d.steps.clone()),
+            step_secs: req.step_secs.unwrap_or(d.step_secs),
+            min_samples: req.min_samples.unwrap_or(d.min_samples),
+            max_ttft_p95_ratio: req.max_ttft_p95_ratio.unwrap_or(d.max_ttft_p95_ratio),
+            max_tpot_p95_ratio: req.max_tpot_p95_ratio.unwrap_or(d.max_tpot_p95_ratio),
+            latency_slack_ms: req.latency_slack_ms.unwrap_or(d.latency_slack_ms),
+            max_error_ratio_increase: req
+                .max_error_ratio_increase
+                .unwrap_or(d.max_error_ratio_increase),
+            max_stream_cut_ratio_increase: req
+                .max_stream_cut_ratio_increase
+                .unwrap_or(d.max_stream_cut_ratio_increase),
+        };
+        let mut problems = deepwatch_core::config::Problems::default();
+        let probe = deepwatch_core::config::gateway::GatewayConfig {
+            rollout: params.clone(),
+            ..Default::default()
+        };
+        probe.validate(&deepwatch_core::config::Path::root("rollout"), &mut problems);
+        if !problems.is_empty() {
+            let text = problems.to_string().replace("rollout.rollout.", "");
+            return Err(ApiError::bad_request(text));
+        }
+        let canary = self.pools.get(&req.pool).cloned().ok_or_else(|| {
+            ApiError::not_found("pool_not_found", format!("unknown pool {:?}", req.pool))
+        })?;
+        let stable = match &req.stable {
+            Some(name) => self.pools.get(name).cloned().ok_or_else(|| {
+                ApiError::not_found("pool_not_found", format!("unknown pool {name:?}"))
+            })?,
+            None => self
+                .pools
+                .all()
+                .iter()
+                .filter(|p| p.priority == canary.priority && p.name != canary.name)
+                .max_by_key(|p| p.weight())
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "no stable pool of priority {} besides {:?}",
+                        canary.priority, canary.name
+                    ))
+                })?,
+        };
+        if stable.name == canary.name {
+            return Err(ApiError::bad_request("canary and stable must be different pools"));
+        }
+        if stable.priority != canary.priority {
+            return Err(ApiError::bad_request(format!(
+                "canary {:?} (priority {}) and stable {:?} (priority {}) must share a priority",
+                canary.name, canary.priority, stable.name, stable.priority
+            )));
+        }
+        let mut inner = self.inner.lock();
+        if let Some(run) = &inner.current {
+            return Err(ApiError::conflict(
+                "rollout_running",
+                format!("rollout {} of {:?} is running", run.doc.id, run.doc.canary),
+            ));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let now = self.clock.now();
+        let run = Run {
+            doc: RolloutDoc {
+                id,
+                canary: canary.name.clone(),
+                stable: stable.name.clone(),
+                steps: params.steps.clone(),
+                step_index: 0,
+                weight: 0,
+                status: "running",
+                reason: None,
+                step_secs: params.step_secs,
+                extensions: 0,
+                started_at: rfc3339(self.clock.wall()),
+                finished_at: None,
+                last_analysis: None,
+            },
+            deadline: now + Duration::from_secs(params.step_secs),
+            params,
+            canary,
+            stable,
+            canary_w: Window::default(),
+            stable_w: Window::default(),
+            task: None,
+        };
+        self.events.record(
+            "start",
+            &run.doc.canary,
+            format!("rollout {id}: steps {:?}, stable {}", run.doc.steps, run.doc.stable),
+        );
+        inner.current = Some(run);
+        self.active.store(true, Ordering::Relaxed);
+        self.enter_step(&mut inner, 0);
+        if inner.current.is_some() {
+            let me = self.clone();
+            let handle = tokio::spawn(async move { me.drive(id).await });
+            if let Some(run) = inner.current.as_mut() {
+                run.task = Some(handle.abort_handle());
+            }
+        }
+        Ok(inner
+            .current
+            .as_ref()
+            .map(|r| r.doc.clone())
+            .or_else(|| inner.history.front().cloned())
+            .unwrap_or_else(|| unreachable_doc(id)))
+    }
+
+    /// Sets the weights of step `index` (a weight of 100 promotes).
+    fn enter_step(&self, inner: &mut Inner, index: usize) {
+        let Some(run) = inner.current.as_mut() else { return };
+        let weight = run.doc.steps[index];
+        if weight >= 100 {
+            self.finish(inner, "promoted", "reached 100%".into());
+            return;
+        }
+        run.doc.step_index = index;
+        run.doc.weight = weight;
+        run.doc.extensions = 0;
+        run.canary_w = Window::default();
+        run.stable_w = Window::default();
+        run.deadline = self.clock.now() + Duration::from_secs(run.params.step_secs);
+        self.pools.set_weight(&run.canary, weight);
+        self.pools.set_weight(&run.stable, 100 - weight);
+        self.metrics.rollout_step.set(&[&run.canary.name], (index + 1) as f64);
+        self.events.record("step", &run.doc.canary, format!("step {} weight {weight}%", index + 1));
+    }
+
+    fn finish(&self, inner: &mut Inner, status: &'static str, reason: String) {
+        let Some(mut run) = inner.current.take() else { return };
+        self.active.store(false, Ordering::Relaxed);
+        let (canary_w, stable_w, event) = match status {
+            "promoted" => (100, 0, "promote"),
+            _ => (0, 100, "rollback"),
+        };
+        self.pools.set_weight(&run.canary, canary_w);
+        self.pools.set_weight(&run.stable, stable_w);
+        self.metrics.rollout_step.set(&[&run.canary.name], 0.0);
+        run.doc.status = status;
+        run.doc.weight = canary_w;
+        run.doc.reason = Some(reason.clone());
+        run.doc.finished_at = Some(rfc3339(self.clock.wall()));
+        self.events.record(event, &run.doc.canary, format!("rollout {}: {reason}", run.doc.id));
+        if let Some(task) = run.task.take() {
+            task.abort();
+        }
+        inner.history.push_front(run.doc);
+        inner.history.truncate(HISTORY);
+    }
+
+    /// Forces the outcome of the running rollout.
+    pub fn force(&self, promote: bool, reason: Option<String>) -> Result<RolloutDoc, ApiError> {
+        let mut inner = self.inner.lock();
+        if inner.current.is_none() {
+            return Err(ApiError::conflict("no_rollout", "no rollout is running"));
+        }
+        let (status, default_reason) = if promote {
+            ("promoted", "promoted on command")
+        } else {
+            ("rolled_back", "rolled back on command")
+        };
+        self.finish(&mut inner, status, reason.unwrap_or_else(|| default_reason.to_string()));
+        inner.history.front().cloned().ok_or_else(|| ApiError::conflict("no_rollout", "gone"))
+    }
+
+    /// One evaluation; returns false when the rollout is over.
+    fn evaluate(&self, id: u64) -> bool {
+        let mut inner = self.inner.lock();
+        let Some(run) = inner.current.as_mut() else { return false };
+        if run.doc.id != id {
+            return false;
+        }
+        let now = self.clock.now();
+        let full = now >= run.deadline;
+        let analysis = judge(&run.canary_w.stats(), &run.stable_w.stats(), &run.params, full);
+        match analysis.verdict {
+            "fail" => {
+                let reason = analysis.reasons.join("; ");
+                run.doc.last_analysis = Some(analysis);
+                self.finish(&mut inner, "rolled_back", reason);
+                false
+            }
+            "not_enough_samples" => {
+                run.doc.extensions += 1;
+                run.deadline = now + Duration::from_secs(run.params.step_secs);
+                run.doc.last_analysis = Some(analysis);
+                true
+            }
+            _ if full => {
+                run.doc.last_analysis = Some(analysis);
+                let next = run.doc.step_index + 1;
+                if next >= run.doc.steps.len() {
+                    self.finish(&mut inner, "promoted", "every step passed".into());
+                    return false;
+                }
+                self.enter_step(&mut inner, next);
+                inner.current.is_some()
+            }
+            _ => true,
+        }
+    }
+
+    async fn drive(self: Arc<Self>, id: u64) {
+        loop {
+            let deadline = match self.inner.lock().current.as_ref() {
+                Some(run) if run.doc.id == id => run.deadline,
+                _ => return,
+            };
+            let wake = (self.clock.now() + FAST_CHECK).min(deadline);
+            tokio::time::sleep_until(wake).await;
+            if !self.evaluate(id) {
+                return;
+            }
+        }
+    }
+}
+
+fn unreachable_doc(id: u64) -> RolloutDoc {
+    RolloutDoc {
+        id,
+        canary: String::new(),
+        stable: String::new(),
+        steps: Vec::new(),
+        step_index: 0,
+        weight: 0,
+        status: "unknown",
+        reason: None,
+        step_secs: 0,
+        extensions: 0,
+        started_at: String::new(),
+        finished_at: None,
+        last_analysis: None,
+    }
+}

@@ -1,0 +1,195 @@
+//! Listeners and background tasks: binds the proxy and admin listeners, serves each connection
+//! with hyper (HTTP/1.1 and h2c, a header-read timeout that also closes idle keep-alive
+//! connections), and runs one health task per pool (active probes, cooldowns, gauges).
+
+use crate::state::{BuildError, Shared};
+use bytes::Bytes;
+use deepwatch_core::clock::SharedClock;
+use deepwatch_core::config::gateway::GatewayConfig;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+/// A running gateway.
+pub struct Gateway {
+    shared: Arc<Shared>,
+    proxy_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Builds the state from `cfg`, binds both listeners and starts serving.
+    pub async fn start(cfg: GatewayConfig, clock: SharedClock) -> Result<Gateway, BuildError> {
+        let proxy_listener = bind("proxy listener", &cfg.listen).await?;
+        let admin_listener = bind("admin listener", &cfg.admin_listen).await?;
+        Gateway::start_on(cfg, clock, proxy_listener, admin_listener).await
+    }
+
+    /// Like `start`, on listeners the caller bound (tests bind port 0).
+    pub async fn start_on(
+        cfg: GatewayConfig,
+        clock: SharedClock,
+        proxy_listener: TcpListener,
+        admin_listener: TcpListener,
+    ) -> Result<Gateway, BuildError> {
+        let shared = Shared::build(cfg, clock)?;
+        let addr_of = |l: &TcpListener, what: &'static str| {
+            l.local_addr().map_err(|source| BuildError::Bind { what, addr: String::new(), source })
+        };
+        let proxy_addr = addr_of(&proxy_listener, "proxy listener")?;
+        let admin_addr = addr_of(&admin_listener, "admin listener")?;
+        let (tx, rx) = watch::channel(false);
+        let header_timeout = Duration::from_millis(shared.cfg.client_header_timeout_ms);
+        let mut tasks = vec![
+            tokio::spawn(serve(
+                proxy_listener,
+                crate::proxy::router(shared.clone()),
+                header_timeout,
+                rx.clone(),
+            )),
+            tokio::spawn(serve(
+                admin_listener,
+                crate::admin::router(shared.clone()),
+                header_timeout,
+                rx.clone(),
+            )),
+        ];
+        for pool in shared.pools.all() {
+            tasks.push(tokio::spawn(health_loop(shared.clone(), pool.clone(), rx.clone())));
+        }
+        tracing::info!(%proxy_addr, %admin_addr, pools = shared.pools.all().len(), "gateway listening");
+        Ok(Gateway { shared, proxy_addr, admin_addr, shutdown: tx, tasks })
+    }
+
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.proxy_addr
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting connections and background tasks; running requests finish.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Waits until the listeners stop (they do not on their own; for the CLI).
+    pub async fn wait(&mut self) {
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, BuildError> {
+    TcpListener::bind(addr).await.map_err(|source| BuildError::Bind {
+        what,
+        addr: addr.to_string(),
+        source,
+    })
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (stream, _) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let builder = builder.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+                app.clone().oneshot(req)
+            });
+            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Probes every upstream of a pool on its interval, applies cooldowns and refreshes gauges.
+async fn health_loop(
+    shared: Arc<Shared>,
+    pool: Arc<crate::pools::Pool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let cfg = pool.health_cfg.clone();
+    let probes = !cfg.probe_path.is_empty();
+    let interval = Duration::from_millis(cfg.probe_interval_ms.max(10));
+    let timeout = Duration::from_millis(cfg.probe_timeout_ms.max(1));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+        let upstreams = pool.upstreams();
+        let checks = upstreams.iter().map(|u| {
+            let shared = shared.clone();
+            let cfg = &cfg;
+            async move {
+                let change = if probes {
+                    let pass =
+                        probe(&shared, &format!("{}{}", u.url, cfg.probe_path), timeout).await;
+                    u.health.probe(pass, shared.clock.now())
+                } else {
+                    u.health.tick(false, shared.clock.now())
+                };
+                shared.pools.on_change(u, change);
+            }
+        });
+        futures_util::future::join_all(checks).await;
+        shared.pools.export_ratios();
+        shared.pools.refresh();
+    }
+}
+
+async fn probe(shared: &Shared, url: &str, timeout: Duration) -> bool {
+    let Ok(req) = http::Request::get(url).body(Full::new(Bytes::new())) else { return false };
+    match tokio::time::timeout(timeout, shared.client.request(req)).await {
+        Ok(Ok(resp)) => {
+            let ok = resp.status().is_success();
+            // Drain so the connection goes back to the pool.
+            let _ =
+                tokio::time::timeout(timeout, http_body_util::BodyExt::collect(resp.into_body()))
+                    .await;
+            ok
+        }
+        _ => false,
+    }
+}
