@@ -4,6 +4,7 @@
 //! and gateways over their admin APIs.
 #![forbid(unsafe_code)]
 
+pub mod chaos;
 pub mod load;
 pub mod rng;
 pub mod sim;
@@ -11,4 +12,9 @@ pub mod sim;
 /// Parses a human duration (`500ms`, `30s`, `5m`, `1h 30m`) for command-line flags.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 500ms, 30s, 5m)"))
+}
+
+/// Pretty JSON of any serializable value, for command-line output.
+pub fn to_json_pretty<T: serde::Serialize>(value: &T) -> Result<String, serde_json::Error> {
+    serde_json::to_string_pretty(value)
 }

@@ -1,10 +1,308 @@
-//! `deepwatch chaos`.
+//! `deepwatch chaos`: inject faults into simulators (`chaos sim`) and gateways
+//! (`chaos gateway`), or run a named scenario (`chaos scenario`). With `--for`, a fault is
+//! reverted after that long (or on Ctrl-C).
 
+use deepwatch_lab::chaos::scenario::{Scenario, ScenarioRun};
+use deepwatch_lab::chaos::{FaultPatch, GatewayAdmin, GatewayFault, SimAdmin};
+use deepwatch_lab::load::{self, Dist, LoadOptions, Mode, Profile};
 use std::process::ExitCode;
+use std::time::Duration;
+
+/// Prints a value as pretty JSON on stdout.
+macro_rules! print_json {
+    ($value:expr) => {{
+        println!("{}", deepwatch_lab::to_json_pretty($value)?);
+        Ok(())
+    }};
+}
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`deepwatch chaos` is not available in this build yet")
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Set or clear faults of a simulator through its admin API.
+    Sim(SimArgs),
+    /// Set or clear per-route fault rules of a gateway (needs gateway.faults.enabled).
+    Gateway(GatewayArgs),
+    /// Run a named scenario: a fault on a timeline, optionally with load through it.
+    Scenario(ScenarioArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct SimArgs {
+    /// Admin base URL of the simulator, e.g. http://127.0.0.1:8001
+    #[arg(long, value_name = "URL")]
+    admin: String,
+    /// Admin bearer token.
+    #[arg(long, env = "DEEPWATCH_SIM_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Revert the fault after this long (Ctrl-C reverts early); without it the fault stays.
+    #[arg(long = "for", value_name = "DURATION", value_parser = deepwatch_lab::parse_duration, global = true)]
+    hold: Option<Duration>,
+    #[command(subcommand)]
+    fault: SimFault,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SimFault {
+    /// Add latency to the first token and to every following token.
+    Latency {
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        ttft_ms: u64,
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        per_token_ms: u64,
+    },
+    /// Fail a share of requests with an HTTP status.
+    Errors {
+        #[arg(long, value_name = "0..1", default_value_t = 0.5)]
+        rate: f64,
+        #[arg(long, default_value_t = 500)]
+        status: u16,
+    },
+    /// Cut streams after N completion tokens.
+    Cut {
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        after_tokens: u64,
+    },
+    /// Stop producing tokens (requests hang before their first token; /health stays 200).
+    Hang,
+    /// Allocate and touch memory at a rate (capped by sim.leak_cap_mb).
+    Leak {
+        #[arg(long, value_name = "MB", default_value_t = 100.0)]
+        mb_per_min: f64,
+    },
+    /// Close the main listener: connections are refused.
+    Down,
+    /// All faults off, memory released, listener back up.
+    Reset,
+    /// Print the current faults.
+    Show,
+}
+
+#[derive(Debug, clap::Args)]
+struct GatewayArgs {
+    /// Admin base URL of the gateway, e.g. http://127.0.0.1:9845
+    #[arg(long, value_name = "URL")]
+    admin: String,
+    /// Admin bearer token.
+    #[arg(long, env = "DEEPWATCH_GATEWAY_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Restore the previous rules after this long (Ctrl-C restores early).
+    #[arg(long = "for", value_name = "DURATION", value_parser = deepwatch_lab::parse_duration, global = true)]
+    hold: Option<Duration>,
+    #[command(subcommand)]
+    action: GatewayAction,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum GatewayAction {
+    /// Set the fault rule of one endpoint (rules of other endpoints are kept).
+    Fault {
+        #[arg(long, default_value = "/v1/chat/completions")]
+        endpoint: String,
+        #[arg(long, value_name = "MS")]
+        latency_ms: Option<u64>,
+        #[arg(long, value_name = "0..1")]
+        error_rate: Option<f64>,
+        #[arg(long)]
+        error_status: Option<u16>,
+        #[arg(long, value_name = "N")]
+        stream_cut_after_chunks: Option<u64>,
+    },
+    /// Remove every rule.
+    Clear,
+    /// Print the current rules.
+    Show,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ScenarioName {
+    LatencySpike,
+    ErrorBurst,
+    MemoryLeak,
+    Outage,
+    Surge,
+}
+
+#[derive(Debug, clap::Args)]
+struct ScenarioArgs {
+    #[arg(value_enum)]
+    name: ScenarioName,
+    /// Simulator admin URL (repeat for several simulators).
+    #[arg(long = "sim-admin", value_name = "URL")]
+    sim_admin: Vec<String>,
+    /// Simulator admin token.
+    #[arg(long, env = "DEEPWATCH_SIM_ADMIN_TOKEN", hide_env_values = true, default_value = "")]
+    token: String,
+    /// How long the fault (or surge) lasts.
+    #[arg(long = "for", value_name = "DURATION", value_parser = deepwatch_lab::parse_duration, default_value = "5m")]
+    hold: Duration,
+    /// Load before and after the fault (with --target).
+    #[arg(long, value_name = "DURATION", value_parser = deepwatch_lab::parse_duration, default_value = "30s")]
+    lead: Duration,
+    /// Run load at this OpenAI-compatible base URL through the scenario (required for surge).
+    #[arg(long, value_name = "URL")]
+    target: Option<String>,
+    /// Base request rate of that load.
+    #[arg(long, value_name = "RPS", default_value_t = 5.0)]
+    rate: f64,
+    /// Model for the load [default: the target's first model]
+    #[arg(long)]
+    model: Option<String>,
+    /// latency-spike: added time to first token.
+    #[arg(long, value_name = "MS", default_value_t = 2000)]
+    ttft_ms: u64,
+    /// latency-spike: added time per token.
+    #[arg(long, value_name = "MS", default_value_t = 50)]
+    per_token_ms: u64,
+    /// error-burst: share of failed requests.
+    #[arg(long, value_name = "0..1", default_value_t = 0.3)]
+    error_rate: f64,
+    /// error-burst: their status.
+    #[arg(long, default_value_t = 500)]
+    error_status: u16,
+    /// memory-leak: growth rate.
+    #[arg(long, value_name = "MB", default_value_t = 200.0)]
+    mb_per_min: f64,
+    /// memory-leak: free the memory when the scenario ends (as a restart would).
+    #[arg(long)]
+    release: bool,
+    /// surge: rate multiplier.
+    #[arg(long, value_name = "X", default_value_t = 3.0)]
+    factor: f64,
+}
+
+/// Resolves on Ctrl-C (never, if the handler cannot be installed).
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    super::block_on(async move {
+        match args.command {
+            Command::Sim(a) => sim(a).await?,
+            Command::Gateway(a) => gateway(a).await?,
+            Command::Scenario(a) => scenario(a).await?,
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn sim(a: SimArgs) -> anyhow::Result<()> {
+    let admin = SimAdmin::new(&a.admin, &a.token)?;
+    let patch = match a.fault {
+        SimFault::Latency { ttft_ms, per_token_ms } => FaultPatch {
+            ttft_added_ms: Some(ttft_ms),
+            per_token_added_ms: Some(per_token_ms),
+            ..FaultPatch::default()
+        },
+        SimFault::Errors { rate, status } => FaultPatch {
+            error_rate: Some(rate),
+            error_status: Some(status),
+            ..FaultPatch::default()
+        },
+        SimFault::Cut { after_tokens } => {
+            FaultPatch { cut_after_tokens: Some(Some(after_tokens)), ..FaultPatch::default() }
+        }
+        SimFault::Hang => {
+            FaultPatch { hang_before_first_token: Some(true), ..FaultPatch::default() }
+        }
+        SimFault::Leak { mb_per_min } => {
+            FaultPatch { leak_mb_per_min: Some(mb_per_min), ..FaultPatch::default() }
+        }
+        SimFault::Down => FaultPatch { down: Some(true), ..FaultPatch::default() },
+        SimFault::Reset => return print_json!(&admin.reset().await?),
+        SimFault::Show => return print_json!(&admin.faults().await?),
+    }
+    .to_map();
+    if let Some(hold) = a.hold {
+        eprintln!("fault on for {}; Ctrl-C reverts early", humantime_fmt(hold));
+    }
+    print_json!(&admin.inject(&patch, a.hold, ctrl_c()).await?)
+}
+
+async fn gateway(a: GatewayArgs) -> anyhow::Result<()> {
+    let admin = GatewayAdmin::new(&a.admin, &a.token)?;
+    match a.action {
+        GatewayAction::Fault {
+            endpoint,
+            latency_ms,
+            error_rate,
+            error_status,
+            stream_cut_after_chunks,
+        } => {
+            let rule = GatewayFault {
+                endpoint,
+                latency_ms,
+                error_rate,
+                error_status,
+                stream_cut_after_chunks,
+            };
+            print_json!(&admin.inject(rule, a.hold, ctrl_c()).await?)
+        }
+        GatewayAction::Clear => print_json!(&admin.clear().await?),
+        GatewayAction::Show => print_json!(&admin.faults().await?),
+    }
+}
+
+async fn scenario(a: ScenarioArgs) -> anyhow::Result<()> {
+    let scenario = match a.name {
+        ScenarioName::LatencySpike => {
+            Scenario::LatencySpike { ttft_ms: a.ttft_ms, per_token_ms: a.per_token_ms }
+        }
+        ScenarioName::ErrorBurst => {
+            Scenario::ErrorBurst { rate: a.error_rate, status: a.error_status }
+        }
+        ScenarioName::MemoryLeak => {
+            Scenario::MemoryLeak { mb_per_min: a.mb_per_min, release: a.release }
+        }
+        ScenarioName::Outage => Scenario::Outage,
+        ScenarioName::Surge => Scenario::Surge { factor: a.factor },
+    };
+    if !matches!(scenario, Scenario::Surge { .. }) {
+        anyhow::ensure!(!a.sim_admin.is_empty(), "give at least one --sim-admin URL");
+    }
+    let sims =
+        a.sim_admin.iter().map(|u| SimAdmin::new(u, &a.token)).collect::<Result<Vec<_>, _>>()?;
+    let load = match &a.target {
+        Some(target) => {
+            let model = match &a.model {
+                Some(m) => m.clone(),
+                None => load::discover_model(target, None).await?,
+            };
+            Some(LoadOptions {
+                target: target.clone(),
+                model,
+                mode: Mode::Open { rate: a.rate, profile: Profile::Constant },
+                max_requests: u64::MAX,
+                prompt_tokens: Dist::Fixed { value: 256 },
+                output_tokens: Dist::Fixed { value: 64 },
+                ..LoadOptions::default()
+            })
+        }
+        None => None,
+    };
+    eprintln!(
+        "scenario {}: lead {}, hold {}{}",
+        scenario.name(),
+        humantime_fmt(a.lead),
+        humantime_fmt(a.hold),
+        if load.is_some() { ", with load" } else { "" }
+    );
+    let outcome =
+        ScenarioRun { scenario, sims, hold: a.hold, lead: a.lead, load }.run(ctrl_c()).await?;
+    if let Some(report) = &outcome.load {
+        print!("{}", report.summary.table());
+    }
+    print_json!(&outcome.after)
+}
+
+fn humantime_fmt(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
 }
