@@ -350,6 +350,21 @@ fn check_role(raw: &RawSample<'_>, role: Role) -> Result<(), String> {
     Ok(())
 }
 
+/// Longest error reason: names are echoed whole, and a fuzzer's names are megabytes long.
+const REASON_MAX: usize = 300;
+
+fn bounded(mut reason: String) -> String {
+    if reason.len() > REASON_MAX {
+        let mut end = REASON_MAX;
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push_str("...");
+    }
+    reason
+}
+
 /// Runs the whole text through a builder, handing each error to `on_error`, which decides
 /// whether to go on.
 pub(super) fn run(
@@ -363,7 +378,7 @@ pub(super) fn run(
         let line = line.strip_suffix('\r').unwrap_or(line);
         lines = i + 1;
         if let Err(reason) = builder.line(line) {
-            if on_error(ParseError { line: i + 1, reason }).is_break() {
+            if on_error(ParseError { line: i + 1, reason: bounded(reason) }).is_break() {
                 return Vec::new();
             }
         }

@@ -251,3 +251,12 @@ fn unit_lines_are_openmetrics_only() {
     let fams = p004("# TYPE m_bytes gauge\n# UNIT m_bytes seconds\nm_bytes 1\n");
     assert_eq!(fams[0].unit, None);
 }
+
+#[test]
+fn reasons_stay_short_with_huge_names() {
+    let name = "n".repeat(100_000);
+    let e = err(&format!("{name} abc\n"), Dialect::Text004);
+    assert!(e.reason.len() <= 303, "{}", e.reason.len());
+    assert!(e.reason.starts_with("invalid value \"abc\" for sample nnn"));
+    assert!(e.reason.ends_with("..."));
+}

@@ -276,3 +276,52 @@ fn one_broken_line_loses_only_its_sample() {
     assert_eq!(count(&fams), count(&all) - 1);
     assert_eq!(parse(&broken, Dialect::Text004).unwrap_err().line, bad_line);
 }
+
+/// Replays the committed fuzz seeds (`fixtures/fuzz-seeds/`, also the fuzzer's starting
+/// corpus) with the fuzz target's invariants, so CI covers them without a nightly toolchain.
+#[test]
+fn fuzz_seeds_replay_without_panics() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/promtext/fixtures/fuzz-seeds");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(dir).expect("seed directory") {
+        let path = entry.expect("seed entry").path();
+        let bytes = std::fs::read(&path).expect("seed file");
+        let text = String::from_utf8_lossy(&bytes);
+        let lines = text.split('\n').count();
+        for dialect in [Dialect::Text004, Dialect::OpenMetrics] {
+            let (families, errors) = parse_lenient(&text, dialect);
+            for e in &errors {
+                assert!(e.line >= 1 && e.line <= lines + 1, "{path:?} {e:?}");
+                assert!(!e.reason.is_empty() && e.reason.len() < 400, "{path:?} {e:?}");
+            }
+            match parse(&text, dialect) {
+                Ok(strict) => {
+                    assert!(errors.is_empty(), "{path:?} {errors:?}");
+                    assert_eq!(strict.len(), families.len(), "{path:?}");
+                }
+                Err(e) => assert_eq!(errors.first(), Some(&e), "{path:?}"),
+            }
+        }
+        replayed += 1;
+    }
+    assert!(replayed >= 10, "only {replayed} seeds");
+}
+
+#[test]
+fn multibyte_seed_reports_each_bad_line() {
+    let text = include_str!("fixtures/fuzz-seeds/multibyte.txt");
+    let (fams, errors) = parse_lenient(text, Dialect::Text004);
+    let got: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.reason.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            (1, "invalid character 'é' after metric name foo"),
+            (2, "invalid label name at \"é=\\\"1\\\"} 2\" in m"),
+            (3, "expected a space before the value of sample m"),
+            (4, "expected a metric name, found \"€ 1\""),
+            (5, "invalid timestamp \"é\" for sample m"),
+        ]
+    );
+    // The last line's unknown escape is kept as written.
+    assert_eq!(fams[0].samples[0].label("a"), Some("\\é"));
+}
