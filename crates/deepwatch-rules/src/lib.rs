@@ -13,6 +13,8 @@ pub mod hysteresis;
 pub mod model;
 pub mod prometheus;
 pub mod promql;
+#[cfg(feature = "push")]
+pub mod push;
 pub mod recording;
 pub mod slo;
 pub mod trend;
