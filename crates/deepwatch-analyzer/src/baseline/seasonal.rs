@@ -4,8 +4,11 @@
 //! day's level at the same time of day (so a quieter Saturday or a busier month does not read as
 //! an anomaly). The expected value is the weighted median of the candidates, longer periods
 //! weighing more (the same weekday knows the weekly shape). The band is expected +- k robust
-//! standard deviations, combining local noise (MAD inside the windows) with how much the
-//! candidates disagree. Without seasonality, a trailing median and MAD take their place.
+//! standard deviations of the model's own past errors: the median absolute residual around the
+//! same moments of earlier periods, so the band is wide where the model was wrong before (busy
+//! hours, noisy series, smoothed counters) and narrow where it was right. Until such residuals
+//! exist, local noise and the candidates' disagreement stand in. Without seasonality, a
+//! trailing median and MAD take their place.
 
 use super::rolling::{median, rolling_mad, rolling_median, weighted_median};
 use super::{Band, Baseline, Expectation, Grid, MAD_TO_SIGMA};
@@ -87,8 +90,15 @@ pub struct Prepared {
     level: Vec<f64>,
     /// MAD of the level window (used without seasonality).
     level_mad: Vec<f64>,
+    /// Robust scale of the model's residuals in a centred window (1.4826 x median |residual|).
+    residual_scale: Vec<f64>,
     non_negative: bool,
 }
+
+/// Half-width, in points, of the window of residuals that sets the band's scale.
+const RESIDUAL_WINDOW: usize = 30;
+/// Residuals needed in that window before they set the scale.
+const MIN_RESIDUALS: usize = 20;
 
 impl Baseline for SeasonalMedian {
     fn name(&self) -> &'static str {
@@ -107,13 +117,28 @@ impl Baseline for SeasonalMedian {
                 .collect()
         };
         let seasonal = !self.periods_secs.is_empty();
-        Prepared {
+        let mut prepared = Prepared {
             window_median: if seasonal { rolling_median(values, w, w) } else { Vec::new() },
             window_mad: if seasonal { rolling_mad(values, w, w) } else { Vec::new() },
             level: shift(&trailing),
             level_mad: if seasonal { Vec::new() } else { shift(&rolling_mad(values, h - 1, 0)) },
+            residual_scale: Vec::new(),
             non_negative: values.iter().all(|v| v.is_nan() || *v >= 0.0),
+        };
+        if seasonal {
+            // First pass: the model's error at every point it could have predicted.
+            let residuals: Vec<f64> = (0..values.len())
+                .map(|i| match self.center(grid, &prepared, i) {
+                    Some(c) => (values[i] - c.expected).abs(),
+                    None => f64::NAN,
+                })
+                .collect();
+            prepared.residual_scale = rolling_median_counted(&residuals, RESIDUAL_WINDOW)
+                .into_iter()
+                .map(|m| MAD_TO_SIGMA * m)
+                .collect();
         }
+        prepared
     }
 
     fn expect(&self, grid: &Grid, prepared: &Prepared, index: usize) -> Expectation {
@@ -132,13 +157,53 @@ impl Baseline for SeasonalMedian {
                 prepared.non_negative,
             ));
         }
+        let Some(c) = self.center(grid, prepared, index) else {
+            let shortest = self.steps(self.periods_secs[0], step);
+            let ready = shortest + self.window_points.max(level_ready);
+            return Expectation::WarmingUp { needed: ready.saturating_sub(index).max(1) };
+        };
+        // The model's past errors around the same moments, where known.
+        let past: Vec<f64> = c
+            .offsets
+            .iter()
+            .filter_map(|o| prepared.residual_scale.get(index - o).copied())
+            .filter(|v| !v.is_nan())
+            .collect();
+        let sigma = match median(&past) {
+            Some(s) => s,
+            None => c.fallback_sigma,
+        };
+        Expectation::Band(self.band(c.expected, sigma, prepared.non_negative))
+    }
+}
+
+/// The expected value of one point and what it was made from.
+struct Center {
+    expected: f64,
+    /// Local noise and candidate disagreement, for when no past residuals exist yet.
+    fallback_sigma: f64,
+    /// Offsets (points back) of the candidates used.
+    offsets: Vec<usize>,
+}
+
+impl SeasonalMedian {
+    /// The weighted median of level-aligned seasonal candidates; `None` without candidates.
+    fn center(&self, grid: &Grid, prepared: &Prepared, index: usize) -> Option<Center> {
+        let step = grid.step;
+        let level_ready = self.steps(self.level_gap_secs, step) + self.level_points(step);
         let w = self.window_points;
         let now_level = prepared.level.get(index).copied().unwrap_or(f64::NAN);
+        if now_level.is_nan() {
+            return None;
+        }
         let mut candidates: Vec<(f64, f64)> = Vec::new();
         let mut noise: Vec<f64> = Vec::new();
+        let mut offsets = Vec::new();
         for (j, period) in self.periods_secs.iter().enumerate() {
             let p = self.steps(*period, step);
-            let weight = 1.0 + 2.0 * j as f64;
+            // A longer period outweighs every candidate of the shorter ones together: the same
+            // weekday knows the weekly shape that level alignment cannot supply.
+            let weight = ((self.max_cycles + 1) as f64).powi(j as i32);
             for k in 1..=self.max_cycles {
                 let offset = k * p;
                 if offset > index || index - offset < w.max(level_ready) {
@@ -147,27 +212,44 @@ impl Baseline for SeasonalMedian {
                 let then = index - offset;
                 let value = prepared.window_median[then];
                 let then_level = prepared.level[then];
-                if value.is_nan() || then_level.is_nan() || now_level.is_nan() {
+                if value.is_nan() || then_level.is_nan() {
                     continue;
                 }
                 candidates.push((value + (now_level - then_level), weight));
                 noise.push(prepared.window_mad[then]);
+                offsets.push(offset);
             }
         }
         if candidates.is_empty() {
-            let shortest = self.steps(self.periods_secs[0], step);
-            let ready = shortest + w.max(level_ready);
-            return Expectation::WarmingUp { needed: ready.saturating_sub(index).max(1) };
+            return None;
         }
         let values: Vec<f64> = candidates.iter().map(|c| c.0).collect();
-        let Some(expected) = weighted_median(&mut candidates) else {
-            return Expectation::WarmingUp { needed: 1 };
-        };
+        let expected = weighted_median(&mut candidates)?;
         let local_noise = MAD_TO_SIGMA * median(&noise).unwrap_or(0.0);
         let disagreement = MAD_TO_SIGMA * super::rolling::mad(&values, expected).unwrap_or(0.0);
-        let sigma = (local_noise * local_noise + disagreement * disagreement).sqrt();
-        Expectation::Band(self.band(expected, sigma, prepared.non_negative))
+        let fallback_sigma = (local_noise * local_noise + disagreement * disagreement).sqrt();
+        Some(Center { expected, fallback_sigma, offsets })
     }
+}
+
+/// Centred rolling median over `+-half` points, NaN where fewer than `MIN_RESIDUALS` exist.
+fn rolling_median_counted(values: &[f64], half: usize) -> Vec<f64> {
+    let medians = rolling_median(values, half, half);
+    let mut present = vec![0usize; values.len() + 1];
+    for (i, v) in values.iter().enumerate() {
+        present[i + 1] = present[i] + usize::from(!v.is_nan());
+    }
+    (0..values.len())
+        .map(|i| {
+            let lo = i.saturating_sub(half);
+            let hi = (i + half + 1).min(values.len());
+            if present[hi] - present[lo] >= MIN_RESIDUALS {
+                medians[i]
+            } else {
+                f64::NAN
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -78,6 +78,22 @@ pub fn evaluate(
     stats
 }
 
+/// Scores a labelled series exactly as `deepwatch analyze detect --csv` would: rendered as CSV
+/// text with Unix-second timestamps, parsed, and scored with `--period auto`.
+pub fn score_labelled(
+    series: &super::synth::Labelled,
+    detectors: &[String],
+    config: &deepwatch_core::config::analyzer::AnalyzerConfig,
+) -> Result<Vec<Option<f64>>, super::OfflineError> {
+    let mut csv = String::with_capacity(series.values.len() * 24);
+    csv.push_str("timestamp,value\n");
+    for (t, v) in series.times().zip(&series.values) {
+        csv.push_str(&format!("{t},{v}\n"));
+    }
+    let rows = super::parse_csv(&csv)?;
+    Ok(super::score(&rows, &super::Period::Auto, detectors, config)?.scores)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,10 +89,17 @@ pub fn traffic(
         let day = i / DAY;
         let hour = (i % DAY) as f64 / 60.0 - phase;
         let bump = |center: f64, width: f64| (-((hour - center) / width).powi(2)).exp();
-        let shape = 0.3 + 0.55 * bump(11.0, 3.0) + 0.5 * bump(16.0, 3.5) + 0.2 * bump(21.0, 2.0);
+        // Weekends lose daytime traffic; nights look alike every day, so days join smoothly.
         let week = if day % 7 >= 5 { weekend } else { 1.0 };
+        let shape =
+            0.3 + week * (0.55 * bump(11.0, 3.0) + 0.5 * bump(16.0, 3.5) + 0.2 * bump(21.0, 2.0));
         let trend = 1.0 + growth_per_week * i as f64 / (7 * DAY) as f64;
-        let mean = level * shape * week * trend * day_wobble[day];
+        // Day-to-day level wobble, interpolated between noons so days join smoothly.
+        let x = (i as f64 / DAY as f64 - 0.5).max(0.0);
+        let (d0, frac) = (x.floor() as usize, x.fract());
+        let wobble =
+            day_wobble[d0.min(days - 1)] * (1.0 - frac) + day_wobble[(d0 + 1).min(days - 1)] * frac;
+        let mean = level * shape * trend * wobble;
         values.push((mean * (1.0 + noise * normal(&mut rng))).max(0.0));
     }
     let eval_from = (days - eval_days) * DAY;

@@ -145,9 +145,14 @@ impl Report {
         let md = dir.join(format!("{stem}.md"));
         let json = dir.join(format!("{stem}.json"));
         std::fs::write(&md, self.markdown())?;
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(&json, text)?;
+        std::fs::write(&json, self.json())?;
         Ok((md, json))
+    }
+
+    /// The report as pretty JSON.
+    pub fn json(&self) -> String {
+        // Serializing plain data with string keys cannot fail; keep the message if it ever does.
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
     pub fn markdown(&self) -> String {

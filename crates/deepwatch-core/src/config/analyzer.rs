@@ -150,7 +150,7 @@ impl Default for BaselineConfig {
             window_points: 5,
             level_window_secs: 3_600,
             level_gap_secs: 1_800,
-            band_width: 4.0,
+            band_width: 5.0,
             min_points: 60,
             relative_floor: 0.02,
         }
@@ -185,7 +185,7 @@ pub struct ShiftConfig {
 
 impl Default for ShiftConfig {
     fn default() -> Self {
-        ShiftConfig { slack_sigmas: 1.0, threshold_sigmas: 12.0, clip_sigmas: 4.0 }
+        ShiftConfig { slack_sigmas: 1.5, threshold_sigmas: 15.0, clip_sigmas: 5.0 }
     }
 }
 
@@ -421,15 +421,15 @@ max_cycles = 3
 window_points = 5
 level_window_secs = 3600
 level_gap_secs = 1800
-band_width = 4.0
+band_width = 5.0
 min_points = 60
 relative_floor = 0.02
 
 # Sustained level shift: two-sided CUSUM on the baseline residual (robust sigmas).
 [analyzer.shift]
-slack_sigmas = 1.0
-threshold_sigmas = 12.0
-clip_sigmas = 4.0
+slack_sigmas = 1.5
+threshold_sigmas = 15.0
+clip_sigmas = 5.0
 
 # Memory leak: Theil-Sen slope and Mann-Kendall trend over the window.
 [analyzer.leak]
