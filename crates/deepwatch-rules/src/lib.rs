@@ -9,6 +9,7 @@ pub mod yaml;
 pub mod alertmanager;
 pub mod alerts;
 pub mod check;
+pub mod grafana;
 pub mod hysteresis;
 pub mod model;
 pub mod prometheus;
@@ -121,6 +122,9 @@ pub fn generate(cfg: &RulesConfig, opts: Options) -> Result<Generated, GenerateE
     }
     out.files.insert("alertmanager/alertmanager.yml".into(), alertmanager::config(&ctx));
     out.files.insert("alertmanager/test-routes.sh".into(), alertmanager::test_script());
+    for (rel, text) in grafana::files(&ctx) {
+        out.files.insert(rel, text);
+    }
     out.warnings.extend(check::bucket_warnings(cfg));
     Ok(out)
 }
