@@ -11,6 +11,8 @@ pub mod alerts;
 pub mod check;
 pub mod grafana;
 pub mod hysteresis;
+pub mod kube;
+pub mod lts;
 pub mod model;
 pub mod prometheus;
 pub mod promql;
@@ -122,6 +124,9 @@ pub fn generate(cfg: &RulesConfig, opts: Options) -> Result<Generated, GenerateE
     }
     out.files.insert("alertmanager/alertmanager.yml".into(), alertmanager::config(&ctx));
     out.files.insert("alertmanager/test-routes.sh".into(), alertmanager::test_script());
+    for (rel, text) in kube::files(&ctx, &files, &links).into_iter().chain(lts::files(&ctx)) {
+        out.files.insert(rel, text);
+    }
     for (rel, text) in grafana::files(&ctx) {
         out.files.insert(rel, text);
     }

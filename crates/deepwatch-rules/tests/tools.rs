@@ -104,3 +104,12 @@ fn committed_deploy_passes_the_tools() {
         run_tool(&bin, &["check-config", "alertmanager.yml"], &deploy.join("alertmanager"));
     assert!(ok, "{text}");
 }
+
+/// The long-term variants are valid Prometheus configs too.
+#[test]
+fn long_term_configs_pass_promtool() {
+    let dir = write(Options::default());
+    let lt = dir.path().join("long-term");
+    promtool(&["check", "config", "prometheus-edge.yml"], &lt);
+    promtool(&["check", "config", "prometheus-global.yml"], &lt);
+}
