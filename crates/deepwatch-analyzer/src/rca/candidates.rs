@@ -10,10 +10,13 @@ pub struct CandidateQuery {
     pub name: String,
     pub query: String,
     pub role: Role,
+    /// The `rate()` window of the query, 0 for gauges.
+    pub smoothing_secs: f64,
 }
 
 fn q(name: &str, role: Role, query: String) -> CandidateQuery {
-    CandidateQuery { name: name.to_string(), query, role }
+    let smoothing_secs = if query.contains("[1m]") { 60.0 } else { 0.0 };
+    CandidateQuery { name: name.to_string(), query, role, smoothing_secs }
 }
 
 fn p90(metric: &str, by: &str) -> String {

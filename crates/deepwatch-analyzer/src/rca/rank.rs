@@ -2,10 +2,13 @@
 //! BARO's robust scaler does); after that it is judged by
 //! - magnitude: the largest robust z after the onset search starts, saturating at `Z_SATURATE`
 //!   (beyond it every candidate is "clearly anomalous" and the others decide);
-//! - earliness: candidates that moved after the incident's onset (the first strong mover) lose
-//!   weight with `exp(-delay / EARLINESS_SECS)`, since causes move before their effects;
+//! - timing: against the moment the symptoms moved (or the alert, when none did), moving more
+//!   than one sample later costs `exp(-lag / EARLINESS_SECS)` (effects follow causes) and
+//!   moving long before costs `exp(-lead / LEAD_SECS)` (unrelated earlier changes);
 //! - persistence: the share of points after its onset that stay anomalous;
-//! - role: symptoms the user already sees through the gateway weigh least (`role_weight`).
+//! - role: a prior along the causal chain (`role_weight`): traffic in, then resources, then
+//!   components, then what users see, which the alert already says. It decides between
+//!   candidates that moved together.
 
 use super::source::{CandidateSeries, Role};
 use crate::baseline::{mad, median, MAD_TO_SIGMA};
@@ -14,20 +17,20 @@ use deepwatch_core::config::analyzer::RcaConfig;
 use serde::Serialize;
 
 /// Robust z beyond which magnitude no longer adds to the score.
-pub const Z_SATURATE: f64 = 10.0;
-/// Time constant of the earliness weight.
+pub const Z_SATURATE: f64 = 20.0;
+/// Time constant of the penalty for moving after the symptoms (effects follow causes).
 pub const EARLINESS_SECS: f64 = 120.0;
-/// Onsets this close count as simultaneous: candidate queries use `rate(...[1m])`, which
-/// smooths counters over a minute, so finer order between them is not observable.
-pub const SIMULTANEOUS_SECS: f64 = 60.0;
-
+/// Time constant of the gentler penalty for moving long before the symptoms (an unrelated
+/// change a quarter of an hour earlier is less likely the cause than one just before).
+pub const LEAD_SECS: f64 = 900.0;
 /// Prior weight of each role. Symptoms are what the alert already says; among simultaneous
 /// movers, arriving traffic explains resources, and resources explain components.
 pub fn role_weight(role: Role) -> f64 {
     match role {
         Role::Input => 1.0,
-        Role::Resource | Role::Component => 0.95,
-        Role::Log => 0.9,
+        Role::Resource => 0.95,
+        Role::Component => 0.9,
+        Role::Log => 0.85,
         Role::Symptom => 0.7,
     }
 }
@@ -85,25 +88,30 @@ pub fn rank_series(
     let sigmas = config.onset_sigmas;
     let mut judged: Vec<RankedCandidate> =
         series.iter().filter_map(|s| judge(s, search_from, sigmas)).collect();
-    // The incident's onset: the earliest onset among strong movers.
-    let incident_onset = judged
+    // The reference moment: when what users see first moved for good (the earliest strong,
+    // lasting symptom), or the alert itself when no symptom moved (a leak before it bites).
+    // A stray blip elsewhere must not move it.
+    let reference = judged
         .iter()
-        .filter(|c| c.max_z.abs() >= 2.0 * sigmas)
+        .filter(|c| {
+            c.role == Role::Symptom && c.max_z.abs() >= 2.0 * sigmas && c.persistence >= 0.5
+        })
         .filter_map(|c| c.onset)
-        .fold(f64::INFINITY, f64::min);
+        .reduce(f64::min)
+        .unwrap_or(at);
+    let step = config.step_secs as f64;
     for c in &mut judged {
         let Some(onset) = c.onset else {
             c.score = 0.1 * magnitude(c.max_z.abs());
             continue;
         };
-        let delay = if incident_onset.is_finite() {
-            (onset - incident_onset - SIMULTANEOUS_SECS).max(0.0)
-        } else {
-            0.0
-        };
-        let earliness = (-delay / EARLINESS_SECS).exp();
-        let role = role_weight(c.role);
-        c.score = magnitude(c.max_z.abs()) * earliness * (0.5 + 0.5 * c.persistence) * role;
+        // Onsets one sample apart are not ordered: the sampling (and a rate() window over a
+        // strong change) can put either first.
+        let lag = (onset - reference - step).max(0.0);
+        let lead = (reference - onset - step).max(0.0);
+        let timing = (-lag / EARLINESS_SECS).exp() * (-lead / LEAD_SECS).exp();
+        c.score =
+            magnitude(c.max_z.abs()) * timing * (0.5 + 0.5 * c.persistence) * role_weight(c.role);
     }
     judged.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.display().cmp(&b.display())));
     for (i, c) in judged.iter_mut().enumerate() {
@@ -116,6 +124,33 @@ fn magnitude(z: f64) -> f64 {
     ((1.0 + z).ln() / (1.0 + Z_SATURATE).ln()).min(1.0)
 }
 
+/// Start of the longest run of points beyond `sigmas` (one calm point inside a run is
+/// tolerated): where the series started to stay moved. A blip before the real change does not
+/// become the onset. `None` when no two consecutive points are beyond.
+fn longest_run_start(z: &[f64], sigmas: f64) -> Option<usize> {
+    let beyond: Vec<bool> = z.iter().map(|v| v.abs() > sigmas).collect();
+    let mut best: Option<(usize, usize)> = None; // (start, anomalous points)
+    let mut i = 0;
+    while i < beyond.len() {
+        if !beyond[i] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut count = 0;
+        let mut j = i;
+        while j < beyond.len() && (beyond[j] || beyond.get(j + 1).copied().unwrap_or(false)) {
+            count += usize::from(beyond[j]);
+            j += 1;
+        }
+        if count >= 2 && best.is_none_or(|(_, c)| count > c) {
+            best = Some((start, count));
+        }
+        i = j.max(i + 1);
+    }
+    best.map(|(start, _)| start)
+}
+
 /// Scales one candidate by its pre-incident window; `None` without enough points on either side.
 fn judge(s: &CandidateSeries, search_from: f64, sigmas: f64) -> Option<RankedCandidate> {
     let pre: Vec<f64> = s.points.iter().filter(|p| p.0 < search_from).map(|p| p.1).collect();
@@ -126,20 +161,20 @@ fn judge(s: &CandidateSeries, search_from: f64, sigmas: f64) -> Option<RankedCan
     let center = median(&pre)?;
     let spread = MAD_TO_SIGMA * mad(&pre, center).unwrap_or(0.0);
     let largest = s.points.iter().map(|p| p.1.abs()).fold(0.0, f64::max);
-    // Floors: a flat pre-window (an idle queue, zero errors) must not divide by zero, and
-    // tiny relative wobble of a large gauge is not an anomaly.
-    let sigma = spread.max(0.01 * center.abs()).max(1e-3 * largest).max(1e-12);
+    let widest_before = pre.iter().map(|v| (v - center).abs()).fold(0.0, f64::max);
+    // Floors: a flat pre-window (an idle queue, zero errors) must not divide by zero, wobble
+    // of a large gauge below 0.2 % is not an anomaly, and nothing counts as having moved
+    // unless it went beyond the widest excursion of the pre-incident window (sparse series
+    // such as stray errors have a MAD of zero but blips all the time).
+    let sigma =
+        spread.max(0.002 * center.abs()).max(1e-3 * largest).max(widest_before / sigmas).max(1e-12);
     let z: Vec<f64> = post.iter().map(|p| (p.1 - center) / sigma).collect();
     let (peak_at, peak_z) =
         z.iter().copied().enumerate().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))?;
-    let onset_index = (0..z.len()).find(|&i| {
-        z[i].abs() >= sigmas
-            && z.get(i + 1)
-                .is_none_or(|next| next.abs() >= sigmas && next.signum() == z[i].signum())
-    });
+    let onset_index = longest_run_start(&z, sigmas);
     let persistence = onset_index.map_or(0.0, |i| {
         let after = &z[i..];
-        after.iter().filter(|v| v.abs() >= sigmas).count() as f64 / after.len() as f64
+        after.iter().filter(|v| v.abs() > sigmas).count() as f64 / after.len() as f64
     });
     Some(RankedCandidate {
         rank: 0,
@@ -167,6 +202,7 @@ mod tests {
             query: String::new(),
             role,
             labels: Labels::new(),
+            smoothing_secs: 0.0,
             points: (0..240).map(|i| (i as f64 * 15.0, f(i as f64 * 15.0))).collect(),
         }
     }

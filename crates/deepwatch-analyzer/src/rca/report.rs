@@ -64,7 +64,7 @@ impl Report {
         let strong = 2.0 * config.onset_sigmas;
         let onset = ranked
             .iter()
-            .filter(|c| c.max_z.abs() >= strong)
+            .filter(|c| c.max_z.abs() >= strong && c.persistence >= 0.5)
             .filter_map(|c| c.onset)
             .reduce(f64::min);
         let mut timeline = vec![TimelineEntry {

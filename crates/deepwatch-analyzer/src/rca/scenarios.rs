@@ -132,13 +132,18 @@ pub fn generate(fault: Fault, seed: u64) -> Scenario {
     let times: Vec<f64> = (0..POINTS).map(|i| START + i as f64 * STEP).collect();
     let after = |i: usize| i >= onset_index;
     let mut series: Vec<CandidateSeries> = Vec::new();
+    // Candidates read through `rate(...[1m])` are smoothed over four points here too.
     let mut push = |name: &str, role: Role, labels: Labels, values: Vec<f64>| {
+        let query = super::candidates::builtin().into_iter().find(|q| q.name == name);
+        let smoothing_secs = query.as_ref().map_or(0.0, |q| q.smoothing_secs);
+        let values = if smoothing_secs > 0.0 { smooth(&values, 4) } else { values };
         series.push(CandidateSeries {
             name: name.to_string(),
-            query: String::new(),
+            query: query.map(|q| q.query).unwrap_or_default(),
             role,
             labels,
             points: times.iter().copied().zip(values).collect(),
+            smoothing_secs,
         });
     };
 
@@ -166,7 +171,7 @@ pub fn generate(fault: Fault, seed: u64) -> Scenario {
             "request_rate",
             Role::Input,
             labels(&[("model", MODEL), ("pool", pool)]),
-            smooth(&load, 4),
+            load.clone(),
         );
         pool_load.insert(pool, load);
     }
@@ -297,7 +302,7 @@ pub fn generate(fault: Fault, seed: u64) -> Scenario {
             "log_pattern_rate",
             Role::Log,
             labels(&[("file", engine), ("pattern", "error")]),
-            smooth(&log_errors, 4),
+            log_errors,
         );
         pool_ttft.entry(pool).or_default().push(ttft);
         pool_e2e.entry(pool).or_default().push(e2e);
@@ -318,9 +323,9 @@ pub fn generate(fault: Fault, seed: u64) -> Scenario {
             .map(|i| 1.1 * worst(&pool_e2e[pool], i) * (1.0 + noise * normal(&mut rng)))
             .collect();
         let err: Vec<f64> = (0..POINTS).map(|i| 0.6 * mean(&pool_errors[pool], i)).collect();
-        push("ttft_p90", Role::Symptom, l.clone(), lag(&ttft, 20.0));
-        push("request_duration_p90", Role::Symptom, l.clone(), lag(&dur, 20.0));
-        push("error_ratio", Role::Symptom, l, smooth(&err, 4));
+        push("ttft_p90", Role::Symptom, l.clone(), ttft);
+        push("request_duration_p90", Role::Symptom, l.clone(), dur);
+        push("error_ratio", Role::Symptom, l, err);
     }
     // An unrelated deploy step in half the scenarios, 20 to 60 minutes before the onset.
     let mut events = Vec::new();

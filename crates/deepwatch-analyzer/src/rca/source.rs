@@ -35,6 +35,9 @@ pub struct CandidateSeries {
     pub labels: Labels,
     /// `(unix seconds, value)` in time order.
     pub points: Vec<(f64, f64)>,
+    /// Window a `rate()` in its query smooths over (0 for plain gauges), for reports and for
+    /// scenarios that emulate it.
+    pub smoothing_secs: f64,
 }
 
 /// A change event: a deploy step, rollback, promote, failover, config reload.
@@ -77,10 +80,12 @@ impl PromSource {
     pub fn new(prom: PromClient, extra: Vec<String>) -> PromSource {
         let mut queries = builtin();
         for (i, q) in extra.into_iter().enumerate() {
+            let smoothing_secs = if q.contains("rate(") { 60.0 } else { 0.0 };
             queries.push(CandidateQuery {
                 name: format!("extra_{i}"),
                 query: q,
                 role: Role::Component,
+                smoothing_secs,
             });
         }
         PromSource { prom, queries }
@@ -102,6 +107,7 @@ impl DataSource for PromSource {
                     name: q.name.clone(),
                     query: q.query.clone(),
                     role: q.role,
+                    smoothing_secs: q.smoothing_secs,
                     labels: s.labels,
                     points: s.points.into_iter().filter(|p| p.1.is_finite()).collect(),
                 })),
