@@ -174,11 +174,14 @@ async fn each_service_gets_a_signed_message_in_its_language_and_format() {
         let (status, body) = post(&format!("{base}/notify/{name}"), &firing()).await;
         assert_eq!((status, body["status"].as_str()), (200, Some("sent")), "{name}: {body}");
     }
-    let inbox = inbox.lock();
+    let (wecom, dingtalk, feishu) = {
+        let i = inbox.lock();
+        (i.wecom.clone(), i.dingtalk.clone(), i.feishu.clone())
+    };
     let report_link = format!("{base}/reports/alert/fp-1");
 
     // WeCom: markdown in Chinese (the default), colored title, report link.
-    let w = &inbox.wecom[0];
+    let w = &wecom[0];
     assert_eq!(w["msgtype"], "markdown");
     let content = w["markdown"]["content"].as_str().unwrap();
     assert!(
@@ -191,7 +194,7 @@ async fn each_service_gets_a_signed_message_in_its_language_and_format() {
     assert!(content.contains(&format!("[根因分析报告]({report_link})")), "{content}");
 
     // DingTalk: signed (the mock verified it), English, mentions the mobile in text and `at`.
-    let (query, d) = &inbox.dingtalk[0];
+    let (query, d) = &dingtalk[0];
     assert_eq!(query["access_token"], "tok");
     assert_eq!(d["msgtype"], "markdown");
     assert_eq!(d["markdown"]["title"], "[FIRING:1] DeepwatchModelUnavailable");
@@ -204,12 +207,11 @@ async fn each_service_gets_a_signed_message_in_its_language_and_format() {
     assert_eq!(d["at"], json!({"atMobiles": ["13800000000"], "isAtAll": false}));
 
     // Feishu: signed text with @all.
-    let f = &inbox.feishu[0];
+    let f = &feishu[0];
     assert_eq!(f["msg_type"], "text");
     let text = f["content"]["text"].as_str().unwrap();
     assert!(text.starts_with("【告警中 1 条】DeepwatchModelUnavailable"), "{text}");
     assert!(text.ends_with("<at user_id=\"all\">所有人</at>"), "{text}");
-    drop(inbox);
 
     let m = metrics(&base).await;
     for name in ["oncall-wecom", "oncall-dingtalk", "oncall-feishu"] {
