@@ -347,3 +347,20 @@ fn deepwatch_testkit_promtool() -> Option<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
         .find(|p| p.exists())
 }
+
+#[tokio::test]
+async fn legacy_names_replace_the_renamed_metrics() {
+    let sim = start_sim(|c| c.legacy_metric_names = true).await;
+    chat(&sim, json!({"model": "sim-model", "max_tokens": 3, "messages": [{"role": "user", "content": "x"}]})).await;
+    let text = metrics_text(&sim).await;
+    let families = promtext::parse(&text, Dialect::Text004).unwrap();
+    assert!(promtext::find(&families, vllm::GPU_CACHE_USAGE_PERC).is_some());
+    assert!(promtext::find(&families, vllm::KV_CACHE_USAGE_PERC).is_none());
+    let tpot = format!("{}_count", vllm::TIME_PER_OUTPUT_TOKEN_SECONDS);
+    assert_eq!(
+        sample(&text, &tpot, &[("model_name", "sim-model")]),
+        Some(2.0),
+        "two gaps between three tokens"
+    );
+    assert!(promtext::find(&families, vllm::INTER_TOKEN_LATENCY_SECONDS).is_none());
+}

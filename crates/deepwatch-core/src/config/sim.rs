@@ -44,6 +44,9 @@ pub struct SimConfig {
     pub output_tokens_median: u64,
     /// Upper bound of the memory the leak fault may hold.
     pub leak_cap_mb: u64,
+    /// Expose vLLM's pre-0.9/0.11 names (`gpu_cache_usage_perc`, `time_per_output_token_seconds`)
+    /// instead of the current ones, to test readers against older engines.
+    pub legacy_metric_names: bool,
 }
 
 impl Default for SimConfig {
@@ -67,6 +70,7 @@ impl Default for SimConfig {
             jitter_ratio: 0.1,
             output_tokens_median: 200,
             leak_cap_mb: 512,
+            legacy_metric_names: false,
         }
     }
 }
@@ -142,6 +146,8 @@ jitter_ratio = 0.1
 output_tokens_median = 200
 # Most memory the leak fault may hold.
 leak_cap_mb = 512
+# Expose vLLM's old names (gpu_cache_usage_perc, time_per_output_token_seconds) instead.
+legacy_metric_names = false
 "#;
 
 #[cfg(test)]

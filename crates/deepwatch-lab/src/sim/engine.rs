@@ -49,8 +49,12 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: SimConfig) -> Arc<Engine> {
-        let metrics =
-            EngineMetrics::new(&config.model, config.max_model_len, config.kv_cache_tokens);
+        let metrics = EngineMetrics::new(
+            &config.model,
+            config.max_model_len,
+            config.kv_cache_tokens,
+            config.legacy_metric_names,
+        );
         Arc::new(Engine {
             error_rng: Mutex::new(Rng::new(config.seed.wrapping_add(1))),
             leak: Leak::new(config.leak_cap_mb),

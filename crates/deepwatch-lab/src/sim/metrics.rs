@@ -30,6 +30,9 @@ static WAITING: MetricSpec =
     spec(vllm::NUM_REQUESTS_WAITING, "Number of requests waiting to be processed.", G, L, &[]);
 static KV_USAGE: MetricSpec =
     spec(vllm::KV_CACHE_USAGE_PERC, "KV-cache usage. 1 means 100 percent usage.", G, L, &[]);
+/// Before vLLM 0.9 (`--legacy-metric-names`).
+static GPU_CACHE_USAGE: MetricSpec =
+    spec(vllm::GPU_CACHE_USAGE_PERC, "GPU KV-cache usage. 1 means 100 percent usage.", G, L, &[]);
 static CACHE_INFO: MetricSpec = spec(
     vllm::CACHE_CONFIG_INFO,
     "Information of the LLMEngine CacheConfig",
@@ -72,6 +75,14 @@ static TTFT: MetricSpec = spec(
 static ITL: MetricSpec = spec(
     vllm::INTER_TOKEN_LATENCY_SECONDS,
     "Histogram of inter-token latency in seconds.",
+    H,
+    L,
+    vllm::ITL_BUCKETS,
+);
+/// Before vLLM 0.11 (`--legacy-metric-names`).
+static TPOT_LEGACY: MetricSpec = spec(
+    vllm::TIME_PER_OUTPUT_TOKEN_SECONDS,
+    "Histogram of time per output token in seconds.",
     H,
     L,
     vllm::ITL_BUCKETS,
@@ -174,7 +185,10 @@ pub struct EngineGauges {
 }
 
 impl EngineMetrics {
-    pub fn new(model: &str, max_model_len: u64, kv_cache_tokens: u64) -> Self {
+    /// `legacy_names` exposes the pre-0.9/0.11 names `vllm:gpu_cache_usage_perc` and
+    /// `vllm:time_per_output_token_seconds` instead of their successors, for testing readers
+    /// against older engines.
+    pub fn new(model: &str, max_model_len: u64, kv_cache_tokens: u64, legacy_names: bool) -> Self {
         let labels = [model.to_string(), "0".to_string()];
         let lv = [labels[0].as_str(), labels[1].as_str()];
         let counter = |spec: &'static MetricSpec| Arc::new(CounterVec::new(spec));
@@ -198,7 +212,7 @@ impl EngineMetrics {
         let hists: Vec<Arc<HistogramVec>> = [
             &ITERATION_TOKENS,
             &TTFT,
-            &ITL,
+            if legacy_names { &TPOT_LEGACY } else { &ITL },
             &TPOT,
             &E2E,
             &QUEUE,
@@ -241,7 +255,7 @@ impl EngineMetrics {
             generation_len: h(10),
             running: GaugeVec::new(&RUNNING),
             waiting: GaugeVec::new(&WAITING),
-            kv_usage: GaugeVec::new(&KV_USAGE),
+            kv_usage: GaugeVec::new(if legacy_names { &GPU_CACHE_USAGE } else { &KV_USAGE }),
             cache_info,
             labels,
             families: Vec::new(),

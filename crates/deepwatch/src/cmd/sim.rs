@@ -33,6 +33,9 @@ pub struct Args {
     /// Zero latency: no prefill or per-token delays (for gateway and load-generator benchmarks).
     #[arg(long)]
     fast: bool,
+    /// Expose vLLM's pre-0.9/0.11 metric names (gpu_cache_usage_perc, time_per_output_token_seconds).
+    #[arg(long)]
+    legacy_metric_names: bool,
     /// Most sequences running at once [default: sim.max_num_seqs]
     #[arg(long, value_name = "N")]
     max_num_seqs: Option<u64>,
@@ -72,6 +75,7 @@ impl Args {
             c.kv_cache_tokens = v;
         }
         c.reasoning |= self.reasoning;
+        c.legacy_metric_names |= self.legacy_metric_names;
         if self.fast {
             c = c.zero_latency();
         }
