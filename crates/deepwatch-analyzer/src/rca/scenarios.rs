@@ -345,3 +345,106 @@ pub fn generate(fault: Fault, seed: u64) -> Scenario {
         if fault == Fault::LoadSurge { target_pool.to_string() } else { target_engine.to_string() };
     Scenario { fault, source: MemorySource { series, events }, onset, at, alert, target }
 }
+
+impl Scenario {
+    /// The scenario as raw metrics in OpenMetrics text with timestamps, for backfilling a real
+    /// Prometheus (`promtool tsdb create-blocks-from openmetrics`). Gauges are written as they
+    /// are, the request and log-pattern rates as counters; latency quantiles (histograms) are
+    /// left out. Every family carries the catalog's name and labels.
+    pub fn openmetrics(&self) -> String {
+        use deepwatch_core::catalog::{agent, gateway};
+        use std::fmt::Write as _;
+        let mut families: std::collections::BTreeMap<&str, (&str, Vec<String>)> =
+            Default::default();
+        for s in &self.source.series {
+            let get = |k: &str| s.labels.get(k).cloned().unwrap_or_default();
+            let (metric, kind, labels, counter) = match s.name.as_str() {
+                "gpu_utilization" | "gpu_memory_used" => {
+                    let gpu = get("gpu");
+                    let spec = if s.name == "gpu_utilization" { &agent::GPU_UTILIZATION } else { &agent::GPU_MEMORY_USED };
+                    let l = format!(
+                        "gpu=\"{gpu}\",gpu_uuid=\"GPU-{gpu}\",gpu_name=\"NVIDIA H100\",instance=\"{}\"",
+                        get("instance")
+                    );
+                    (spec.name, "gauge", l, false)
+                }
+                "process_rss" => (
+                    agent::PROCESS_RSS.name,
+                    "gauge",
+                    format!("process=\"{}\",pid=\"1\",instance=\"{}\"", get("process"), get("instance")),
+                    false,
+                ),
+                "engine_requests_waiting" | "engine_kv_cache_usage" => {
+                    let spec = if s.name == "engine_requests_waiting" {
+                        &agent::ENGINE_REQUESTS_WAITING
+                    } else {
+                        &agent::ENGINE_KV_CACHE_USAGE
+                    };
+                    (spec.name, "gauge", format!("engine=\"{}\",engine_kind=\"vllm\",model=\"{MODEL}\"", get("engine")), false)
+                }
+                "upstream_error_ratio" => (
+                    gateway::UPSTREAM_ERROR_RATIO.name,
+                    "gauge",
+                    format!("pool=\"{}\",upstream=\"{}\"", get("pool"), get("upstream")),
+                    false,
+                ),
+                "request_rate" => (
+                    gateway::REQUESTS.name,
+                    "counter",
+                    format!(
+                        "model=\"{MODEL}\",model_version=\"v1\",pool=\"{}\",endpoint=\"/v1/chat/completions\",tenant=\"default\",outcome=\"ok\",code=\"200\"",
+                        get("pool")
+                    ),
+                    true,
+                ),
+                "log_pattern_rate" => (
+                    agent::LOG_PATTERN_MATCHES.name,
+                    "counter",
+                    format!("file=\"{}\",pattern=\"{}\"", get("file"), get("pattern")),
+                    true,
+                ),
+                _ => continue,
+            };
+            let entry = families.entry(metric).or_insert((kind, Vec::new()));
+            let mut total = 0.0;
+            for (t, v) in &s.points {
+                let value = if counter {
+                    total += v * STEP;
+                    total
+                } else {
+                    *v
+                };
+                entry.1.push(format!("{metric}{{{labels}}} {value} {t}"));
+            }
+        }
+        let mut out = String::new();
+        for (metric, (kind, lines)) in &families {
+            let family =
+                metric.strip_suffix("_total").filter(|_| *kind == "counter").unwrap_or(metric);
+            let _ = writeln!(out, "# TYPE {family} {kind}");
+            for line in lines {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        let deploy = gateway::DEPLOY_LAST_EVENT.name;
+        if !self.source.events.is_empty() {
+            let _ = writeln!(out, "# TYPE {deploy} gauge");
+            for e in &self.source.events {
+                let mut t = START;
+                while t <= START + (POINTS - 1) as f64 * STEP {
+                    if t >= e.time {
+                        let _ = writeln!(
+                            out,
+                            "{deploy}{{pool=\"{}\",event=\"{}\"}} {} {t}",
+                            e.pool, e.kind, e.time
+                        );
+                    }
+                    t += STEP;
+                }
+            }
+        }
+        out.push_str("# EOF\n");
+        out
+    }
+}
