@@ -8,6 +8,7 @@
 pub mod reports;
 pub mod worker;
 
+use crate::capacity::{self, CapacityGauge, PlanInput};
 use crate::notify::{Bridge, Delivery, NotifyError};
 use crate::probe::Prober;
 use crate::prom::PromClient;
@@ -21,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use deepwatch_core::clock::SharedClock;
+use deepwatch_core::config::remediation::ScalingConfig;
 use deepwatch_core::config::Config;
 use deepwatch_core::expo::Format;
 use deepwatch_core::metrics::Registry;
@@ -187,6 +189,8 @@ pub async fn start(
     if let Some(p) = &prober {
         registry.register(p.clone());
     }
+    let capacity_gauge = Arc::new(CapacityGauge::default());
+    registry.register(capacity_gauge.clone());
 
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -203,6 +207,15 @@ pub async fn start(
         Duration::from_secs(config.analyzer.evaluation_interval_secs),
         stop_rx.clone(),
     )));
+    if r.scaling.plan_interval_secs > 0 {
+        tasks.push(tokio::spawn(capacity_loop(
+            prom.clone(),
+            r.scaling.clone(),
+            capacity_gauge,
+            clock.clone(),
+            stop_rx.clone(),
+        )));
+    }
     if let Some(p) = prober {
         let mut stop_probe = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -256,6 +269,30 @@ async fn analytics_loop(
         tokio::select! {
             _ = stopped(&mut stop) => return,
             _ = ticker.tick() => analytics.tick().await,
+        }
+    }
+}
+
+/// Recomputes the recommended replicas per model from Prometheus history.
+async fn capacity_loop(
+    prom: PromClient,
+    scaling: ScalingConfig,
+    gauge: Arc<CapacityGauge>,
+    clock: SharedClock,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(scaling.plan_interval_secs));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => return,
+            _ = ticker.tick() => {
+                let input = PlanInput::from_config(&scaling, clock.unix_seconds());
+                match capacity::plan(&prom, &input).await {
+                    Ok(plans) => gauge.update(&plans),
+                    Err(e) => tracing::debug!(error = %e, "no capacity plan this round"),
+                }
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! their unit in the name (`cooldown_secs`, `timeout_ms`).
 
 use super::{Path, Problems};
+use crate::catalog::agent;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -91,6 +92,19 @@ pub struct ScalingConfig {
     pub scale_in_below_ratio: f64,
     /// Capacity is planned for this multiple of the observed peak.
     pub peak_factor: f64,
+    /// What one replica carries at 100 % load, in the unit of `demand_query` (concurrent
+    /// sequences: vLLM's `--max-num-seqs`, 256 by default).
+    pub replica_capacity: f64,
+    /// PromQL: demand per model now (one series per `model`).
+    pub demand_query: String,
+    /// PromQL: replicas serving each model now.
+    pub replicas_query: String,
+    /// History the peak is taken from.
+    pub history_secs: u64,
+    /// Resolution of that history.
+    pub history_step_secs: u64,
+    /// The daemon recomputes `deepwatch_capacity_recommended_replicas` this often; 0 = never.
+    pub plan_interval_secs: u64,
 }
 
 impl Default for ScalingConfig {
@@ -101,6 +115,16 @@ impl Default for ScalingConfig {
             target_load_ratio: 0.8,
             scale_in_below_ratio: 0.7,
             peak_factor: 1.5,
+            replica_capacity: 256.0,
+            demand_query: format!(
+                "sum by (model) ({} + {})",
+                agent::ENGINE_REQUESTS_RUNNING.name,
+                agent::ENGINE_REQUESTS_WAITING.name
+            ),
+            replicas_query: format!("count by (model) ({})", agent::ENGINE_REQUESTS_RUNNING.name),
+            history_secs: 7 * 24 * 3600,
+            history_step_secs: 60,
+            plan_interval_secs: 300,
         }
     }
 }
@@ -413,6 +437,20 @@ impl RemediationConfig {
         problems.range(&path.field("target_load_ratio"), s.target_load_ratio, 0.05, 1.0);
         problems.range(&path.field("scale_in_below_ratio"), s.scale_in_below_ratio, 0.05, 0.99);
         problems.range(&path.field("peak_factor"), s.peak_factor, 1.0, 10.0);
+        problems.positive(&path.field("replica_capacity"), s.replica_capacity);
+        problems.non_empty(&path.field("demand_query"), &s.demand_query);
+        problems.non_empty(&path.field("replicas_query"), &s.replicas_query);
+        problems.positive(&path.field("history_step_secs"), s.history_step_secs);
+        if s.history_secs < 2 * s.history_step_secs {
+            problems.push(
+                &path.field("history_secs"),
+                format!(
+                    "must cover at least two steps ({} s), got {}",
+                    2 * s.history_step_secs,
+                    s.history_secs
+                ),
+            );
+        }
     }
 }
 
@@ -539,6 +577,16 @@ max_replicas = 10
 target_load_ratio = 0.8
 scale_in_below_ratio = 0.7
 peak_factor = 1.5
+# Demand is counted in concurrent sequences (running + waiting); one replica carries
+# replica_capacity of them at 100 % load (vLLM --max-num-seqs).
+replica_capacity = 256.0
+demand_query = "sum by (model) (deepwatch_engine_requests_running + deepwatch_engine_requests_waiting)"
+replicas_query = "count by (model) (deepwatch_engine_requests_running)"
+# The peak is taken over this history (7 days) at this step.
+history_secs = 604800
+history_step_secs = 60
+# The daemon exports deepwatch_capacity_recommended_replicas{model} this often (0 = off).
+plan_interval_secs = 300
 
 # Policies: an alert whose labels match every matcher (Alertmanager syntax; regular expressions
 # anchored) runs the named actions in order. revert_on_resolve undoes failover/degrade when

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
+// Flattened into `deepwatch analyze`'s own `Args`: no second argument group of the same name.
+#[group(skip)]
 pub struct Args {
     /// deepwatch.toml with the [analyzer], [remediation], [notify] and [probes] sections.
     #[arg(long, short, env = "DEEPWATCH_CONFIG")]
