@@ -126,7 +126,7 @@ pub const PROBE_DURATION: MetricSpec = MetricSpec {
 // === remediation, webhook, notifications ===
 
 pub const REMEDIATION_ACTIONS: MetricSpec = spec!("deepwatch_remediation_actions_total", Counter, "", &["action", "outcome"],
-    "Remediation actions by outcome (ok, failed, dry_run, skipped_cooldown, skipped_rate_limit, skipped_precondition).");
+    "Remediation actions by outcome (ok, failed, dry_run, skipped_cooldown, skipped_rate_limit, skipped_precondition; reverted, revert_failed when undone on resolve).");
 pub const WEBHOOK_ALERTS: MetricSpec = spec!(
     "deepwatch_webhook_alerts_total",
     Counter,
@@ -142,7 +142,7 @@ pub const NOTIFICATIONS: MetricSpec = spec!(
     Counter,
     "",
     &["channel", "outcome"],
-    "Messages sent by the notification bridge (wecom, dingtalk, feishu) by outcome."
+    "Messages the notification bridge handled, by configured channel and outcome (ok, failed, rate_limited, skipped)."
 );
 pub const RCA_REPORTS: MetricSpec = spec!(
     "deepwatch_rca_reports_total",
