@@ -6,9 +6,12 @@ use crate::collector::{CollectError, Collector};
 use deepwatch_core::catalog::agent as cat;
 use deepwatch_core::config::agent::HostConfig;
 use deepwatch_core::expo::MetricSink;
+use parking_lot::Mutex;
 use procfs::{FromRead, FromReadSI};
 use regex::Regex;
+use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Sectors in /proc/diskstats are always 512 bytes, whatever the device's sector size.
 const SECTOR_BYTES: f64 = 512.0;
@@ -20,7 +23,15 @@ pub struct HostCollector {
     mountpoints_exclude: Option<Regex>,
     disks_exclude: Option<Regex>,
     interfaces_exclude: Option<Regex>,
+    /// Network mounts whose statvfs has not returned yet (a dead NFS server): skipped until
+    /// their helper thread comes back, so one dead mount never hangs a scrape.
+    stuck_mounts: Arc<Mutex<HashSet<String>>>,
 }
+
+/// Filesystems whose statvfs can block for as long as a remote server is unreachable.
+const NETWORK_FS: &[&str] =
+    &["nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "lustre", "9p", "afs"];
+const NETWORK_STATFS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn optional_regex(re: &str) -> Option<Regex> {
     if re.is_empty() {
@@ -47,6 +58,7 @@ impl HostCollector {
             mountpoints_exclude: optional_regex(&config.mountpoints_exclude),
             disks_exclude: optional_regex(&config.disk_devices_exclude),
             interfaces_exclude: optional_regex(&config.interfaces_exclude),
+            stuck_mounts: Arc::new(Mutex::new(HashSet::new())),
         }
     }
 
@@ -145,13 +157,50 @@ impl HostCollector {
             {
                 continue;
             }
-            let Ok(vfs) = rustix::fs::statvfs(mountpoint.as_str()) else { continue };
-            let block = vfs.f_frsize as f64;
+            let network = NETWORK_FS.contains(&fstype) || fstype.starts_with("fuse.");
+            let Some((size, available)) = self.statvfs(&mountpoint, network) else { continue };
             let labels = [device, mountpoint.as_str(), fstype];
-            sink.gauge(&cat::HOST_FILESYSTEM_SIZE, &labels, vfs.f_blocks as f64 * block);
-            sink.gauge(&cat::HOST_FILESYSTEM_AVAILABLE, &labels, vfs.f_bavail as f64 * block);
+            sink.gauge(&cat::HOST_FILESYSTEM_SIZE, &labels, size);
+            sink.gauge(&cat::HOST_FILESYSTEM_AVAILABLE, &labels, available);
         }
         Ok(())
+    }
+
+    /// (size, available) in bytes. Network mounts are asked on a helper thread with a timeout.
+    fn statvfs(&self, mountpoint: &str, network: bool) -> Option<(f64, f64)> {
+        let read = |mp: &str| {
+            rustix::fs::statvfs(mp).ok().map(|v| {
+                let block = v.f_frsize as f64;
+                (v.f_blocks as f64 * block, v.f_bavail as f64 * block)
+            })
+        };
+        if !network {
+            return read(mountpoint);
+        }
+        if !self.stuck_mounts.lock().insert(mountpoint.to_string()) {
+            return None;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (stuck, mp) = (self.stuck_mounts.clone(), mountpoint.to_string());
+        let spawned = std::thread::Builder::new().name("statvfs".into()).spawn(move || {
+            let result = read(&mp);
+            stuck.lock().remove(&mp);
+            let _ = tx.send(result);
+        });
+        if spawned.is_err() {
+            self.stuck_mounts.lock().remove(mountpoint);
+            return None;
+        }
+        match rx.recv_timeout(NETWORK_STATFS_TIMEOUT) {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    mountpoint,
+                    "statvfs did not return in 1 s; mount skipped until it does"
+                );
+                None
+            }
+        }
     }
 
     fn disks(&self, sink: &mut MetricSink) -> Result<(), CollectError> {
@@ -348,6 +397,18 @@ mod tests {
         let err = c.collect(&mut sink).unwrap_err();
         assert!(err.to_string().starts_with("loadavg:"), "{err}");
         assert!(sink.render().contains("deepwatch_host_memory_total_bytes 16384000000"));
+    }
+
+    #[test]
+    fn network_mounts_are_read_on_a_helper_thread_and_skipped_while_stuck() {
+        let c = HostCollector::new(&HostConfig::default());
+        let direct = c.statvfs("/", false).unwrap();
+        assert!(direct.0 > 0.0);
+        assert_eq!(c.statvfs("/", true).map(|v| v.0), Some(direct.0));
+        // A mount whose previous statvfs never returned is not asked again.
+        c.stuck_mounts.lock().insert("/".to_string());
+        assert_eq!(c.statvfs("/", true), None);
+        assert!(c.statvfs("/", false).is_some(), "local mounts are never guarded");
     }
 
     #[test]

@@ -9,6 +9,7 @@ const VLLM_OLD: &str = include_str!("../../tests/fixtures/vllm_v0_7_old_names.tx
 const SGLANG: &str = include_str!("../../tests/fixtures/sglang.txt");
 const TGI: &str = include_str!("../../tests/fixtures/tgi.txt");
 const LLAMACPP: &str = include_str!("../../tests/fixtures/llamacpp.txt");
+const NIM: &str = include_str!("../../tests/fixtures/nim.txt");
 
 fn engine(name: &str, kind: EngineKind) -> EngineConfig {
     EngineConfig {
@@ -219,4 +220,17 @@ async fn garbage_fails_the_scrape_and_truncation_keeps_the_good_lines() {
     has(&t, "deepwatch_engine_up{engine=\"v\",engine_kind=\"vllm\"} 1");
     has(&t, "deepwatch_engine_scrape_errors_total{engine=\"v\",reason=\"parse\"} 2");
     has(&t, &format!("deepwatch_engine_requests_running{{engine=\"v\",engine_kind=\"vllm\",model=\"{M}\"}} 15"));
+}
+
+#[tokio::test]
+async fn nim_is_detected_by_its_unprefixed_vllm_names() {
+    let c = collector(&[engine("n", EngineKind::Auto)]);
+    c.watches()[0].ingest(ok(NIM), Instant::now());
+    let t = render(&c, Format::Text004);
+    let l = "engine=\"n\",engine_kind=\"nim\",model=\"meta/llama-3.1-8b-instruct\"";
+    has(&t, &format!("deepwatch_engine_requests_running{{{l}}} 3"));
+    has(&t, &format!("deepwatch_engine_kv_cache_usage_ratio{{{l}}} 0.043"));
+    has(&t, &format!("deepwatch_engine_generation_tokens_total{{{l}}} 16322"));
+    has(&t, &format!("deepwatch_engine_time_to_first_token_seconds_bucket{{{l},le=\"0.04\"}} 31"));
+    has(&t, &format!("deepwatch_engine_inter_token_latency_seconds_count{{{l}}} 16261"));
 }

@@ -191,7 +191,11 @@ impl Collector for GpuCollector {
         let source = match &self.source {
             Ok(s) => s,
             Err(e) => {
-                return Err(CollectError::Unavailable { what: "nvml", reason: e.to_string() })
+                let reason = match e {
+                    GpuError::Unavailable(reason) => reason.clone(),
+                    other => other.to_string(),
+                };
+                return Err(CollectError::Unavailable { what: "nvml", reason });
             }
         };
         let driver = source.driver().map_err(|e| CollectError::failed("nvml driver", e))?;

@@ -121,11 +121,17 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
     names.iter().find_map(|n| dirs.iter().map(|d| d.join(n)).find(|p| p.is_file()))
 }
 
+/// First line of `--version` (or Go-flag style `-version`, as VictoriaMetrics wants).
 fn version_of(path: &Path) -> String {
-    let output = std::process::Command::new(path).arg("--version").output();
-    let Ok(out) = output else { return String::new() };
-    let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
-    String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_string()
+    for flag in ["--version", "-version"] {
+        let Ok(out) = std::process::Command::new(path).arg(flag).output() else { continue };
+        let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
+        let first = String::from_utf8_lossy(&text).lines().next().unwrap_or("").trim().to_string();
+        if !first.is_empty() && !first.contains("flag provided but not defined") {
+            return first;
+        }
+    }
+    String::new()
 }
 
 fn port_state(addr: &str) -> &'static str {
@@ -133,5 +139,32 @@ fn port_state(addr: &str) -> &'static str {
         Ok(_) => "free",
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => "in use",
         Err(_) => "cannot bind",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_in_use_is_reported_and_a_free_one_is_not() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = held.local_addr().unwrap().to_string();
+        assert_eq!(port_state(&addr), "in use");
+        drop(held);
+        assert_eq!(port_state(&addr), "free");
+    }
+
+    #[test]
+    fn installed_tools_are_found_with_their_version() {
+        let promtool = find_binary(&["promtool"]).expect("promtool is installed on CI");
+        assert!(version_of(&promtool).starts_with("promtool, version"));
+        assert!(find_binary(&["surely-not-a-real-tool-name"]).is_none());
+    }
+
+    #[test]
+    fn no_nvml_is_reported_not_fatal() {
+        let lines = gpu_report("/nonexistent/libnvidia-ml.so.1");
+        assert!(lines[0].starts_with("not available ("), "{lines:?}");
     }
 }
