@@ -20,8 +20,12 @@ TOKENS=16
 if ! command -v wrk >/dev/null; then
   if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >/dev/null; else echo "install wrk" >&2; exit 1; fi
 fi
-cargo build --release -p deepwatch >&2
-BIN=target/release/deepwatch
+# DEEPWATCH_BIN=path skips the build (use a release binary of this tree).
+BIN=${DEEPWATCH_BIN:-}
+if [ -z "$BIN" ]; then
+  cargo build --release -p deepwatch >&2
+  BIN=target/release/deepwatch
+fi
 
 TMP=$(mktemp -d)
 PIDS=()

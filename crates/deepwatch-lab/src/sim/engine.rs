@@ -335,7 +335,11 @@ impl Generation {
                 return self.first_token();
             }
             let mut due = self.last_due + self.engine.token_delay(&mut self.rng);
-            tokio::time::sleep_until(due).await;
+            // A timer, even an expired one, waits for the next timer tick (about 1 ms): tokens
+            // already due (zero latency) are produced without one.
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
             self.engine.wait_not_hung().await;
             let now = Instant::now();
             let limit = self.limit();
@@ -381,7 +385,9 @@ impl Generation {
             self.engine.metrics.queue.observe(queued.as_secs_f64());
         }
         let delay = self.engine.prefill_delay(need, &mut self.rng);
-        tokio::time::sleep(delay).await;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if !self.prompt_counted {
             self.prompt_counted = true;
             self.engine.metrics.prompt_tokens.inc_by(self.plan.prompt_tokens as f64);
