@@ -439,6 +439,16 @@ pub const PEER_CONNECT_FAILURES: MetricSpec = spec!(
     "Failed connect attempts to a peer (refused, unreachable, timed out)."
 );
 
+// === push mode ===
+
+pub const AGENT_PUSHES: MetricSpec = spec!(
+    "deepwatch_agent_pushes_total",
+    Counter,
+    "",
+    &["outcome"],
+    "Pushes of the agent's metrics to a Pushgateway in push mode, by outcome (ok, error)."
+);
+
 pub const ALL: &[&MetricSpec] = &[
     &GPU_UTILIZATION,
     &GPU_MEMORY_UTILIZATION,
@@ -508,4 +518,5 @@ pub const ALL: &[&MetricSpec] = &[
     &PEER_CONNECT_LATENCY,
     &PEER_UP,
     &PEER_CONNECT_FAILURES,
+    &AGENT_PUSHES,
 ];

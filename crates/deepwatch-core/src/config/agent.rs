@@ -24,6 +24,32 @@ pub struct AgentConfig {
     pub engines: Vec<EngineConfig>,
     pub logs: Vec<LogFileConfig>,
     pub peers: Vec<PeerConfig>,
+    pub push: AgentPushConfig,
+}
+
+/// Push mode, for nodes Prometheus cannot reach: the agent PUTs its whole `/metrics` to a
+/// Pushgateway group `job/<job>/instance/<instance>` every interval. Empty `url` = off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentPushConfig {
+    pub url: String,
+    pub interval_ms: u64,
+    pub timeout_ms: u64,
+    pub job: String,
+    /// Empty means this host's name.
+    pub instance: String,
+}
+
+impl Default for AgentPushConfig {
+    fn default() -> Self {
+        AgentPushConfig {
+            url: String::new(),
+            interval_ms: 15000,
+            timeout_ms: 5000,
+            job: "deepwatch_agent".to_string(),
+            instance: String::new(),
+        }
+    }
 }
 
 impl Default for AgentConfig {
@@ -37,6 +63,7 @@ impl Default for AgentConfig {
             engines: Vec::new(),
             logs: Vec::new(),
             peers: Vec::new(),
+            push: AgentPushConfig::default(),
         }
     }
 }
@@ -264,6 +291,13 @@ impl AgentConfig {
         self.validate_engines(&path.field("engines"), problems);
         self.validate_logs(&path.field("logs"), problems);
         self.validate_peers(&path.field("peers"), problems);
+        let push = path.field("push");
+        if !self.push.url.is_empty() {
+            problems.http_url(&push.field("url"), &self.push.url);
+            problems.non_empty(&push.field("job"), &self.push.job);
+            problems.positive(&push.field("interval_ms"), self.push.interval_ms);
+            problems.positive(&push.field("timeout_ms"), self.push.timeout_ms);
+        }
     }
 
     fn validate_processes(&self, path: &Path, problems: &mut Problems) {
@@ -386,6 +420,15 @@ peers = true
 nvml_library = ""
 process_memory = true
 xid_events = true
+
+# Push mode for nodes Prometheus cannot reach: PUT /metrics to a Pushgateway group
+# job/<job>/instance/<instance> every interval. Empty url = off; empty instance = host name.
+[agent.push]
+url = ""
+interval_ms = 15000
+timeout_ms = 5000
+job = "deepwatch_agent"
+instance = ""
 
 # Regular expressions of what the host collector skips (node_exporter's defaults).
 [agent.host]
