@@ -228,6 +228,11 @@ fn classify(raw: &[u8], want_text: bool) -> EventKind {
     if data.trim_ascii() == b"[DONE]" {
         return EventKind::Done;
     }
+    if !want_text {
+        if let Some(info) = fast_chunk(data) {
+            return EventKind::Chunk(info);
+        }
+    }
     let Ok(chunk) = serde_json::from_slice::<WireChunk<'_>>(data) else {
         return EventKind::Garbage;
     };
@@ -278,6 +283,32 @@ fn classify(raw: &[u8], want_text: bool) -> EventKind {
         }
     }
     EventKind::Chunk(info)
+}
+
+/// Classifies the common compact content chunk (vLLM, SGLang, OpenAI) by one pass over its
+/// quote characters instead of a JSON parse; `None` whenever it is not sure (usage,
+/// finish_reason, errors, other spacing), and the full parse decides. Raw `"` bytes only
+/// delimit strings in JSON (quotes inside text are escaped), so the key patterns below cannot
+/// be forged by generated text.
+fn fast_chunk(data: &[u8]) -> Option<ChunkInfo> {
+    const UNSURE: [&[u8]; 4] = [b"\"usage\":{", b"\"error\"", b"\"finish_reason\":\"", b"\": "];
+    const TEXT: [&[u8]; 4] =
+        [b"\"content\":\"", b"\"reasoning_content\":\"", b"\"reasoning\":\"", b"\"text\":\""];
+    let d = data.trim_ascii();
+    if d.first() != Some(&b'{') || d.last() != Some(&b'}') {
+        return None;
+    }
+    let (mut choices, mut content) = (false, false);
+    for (i, _) in d.iter().enumerate().filter(|(_, b)| **b == b'"') {
+        let rest = &d[i..];
+        if UNSURE.iter().any(|p| rest.starts_with(p)) {
+            return None;
+        }
+        choices |= rest.starts_with(b"\"choices\":[{");
+        content |= rest.starts_with(b"\"tool_calls\":[{")
+            || TEXT.iter().any(|k| rest.starts_with(k) && rest.get(k.len()) != Some(&b'"'));
+    }
+    choices.then(|| ChunkInfo { content, ..ChunkInfo::default() })
 }
 
 #[cfg(test)]
@@ -349,6 +380,53 @@ mod tests {
         assert_eq!(ev[1].kind, EventKind::Error("boom".into()));
         assert_eq!(ev[2].kind, EventKind::Error("vllm says no".into()));
         assert_eq!(ev[3].kind, EventKind::Garbage);
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_full_parse() {
+        let chunks = [
+            ROLE,
+            HELLO,
+            STOP,
+            USAGE,
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"hm\"},\"finish_reason\":null}],\"usage\":null}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"say \\\"content\\\":\\\"\\\" and \\\"error\\\"\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"text\":\" x\",\"finish_reason\":null}]}\n\n",
+            "data: {\"choices\": [{\"index\": 0, \"delta\": {\"content\": \"spaced\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{}}]}\n\n",
+            "data: {\"error\":{\"message\":\"boom\"}}\n\n",
+        ];
+        for c in chunks {
+            let raw = c.as_bytes();
+            let data = data_of(raw).unwrap();
+            let full = {
+                let Ok(chunk) = serde_json::from_slice::<WireChunk<'_>>(&data) else {
+                    panic!("{c}")
+                };
+                chunk.choices.map(|ch| ch.len())
+            };
+            let fast = fast_chunk(&data);
+            let slow = classify_full(raw);
+            if let Some(f) = fast {
+                assert!(full.is_some());
+                assert_eq!(EventKind::Chunk(f), slow, "fast path disagrees on {c}");
+            }
+        }
+        // The compact content chunk takes the fast path.
+        assert!(fast_chunk(data_of(HELLO.as_bytes()).unwrap().as_ref()).is_some());
+        assert!(fast_chunk(data_of(STOP.as_bytes()).unwrap().as_ref()).is_none());
+    }
+
+    fn classify_full(raw: &[u8]) -> EventKind {
+        // want_text = true never takes the fast path; drop the text to compare.
+        match classify(raw, true) {
+            EventKind::Chunk(mut info) => {
+                info.deltas.clear();
+                EventKind::Chunk(info)
+            }
+            other => other,
+        }
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub enum AttemptError {
 
 /// Sends one request and waits for the response headers.
 pub async fn attempt(
-    client: &HttpClient,
+    client: HttpClient,
     request: http::Request<Full<Bytes>>,
     header_timeout: Duration,
 ) -> Result<http::Response<Incoming>, AttemptError> {

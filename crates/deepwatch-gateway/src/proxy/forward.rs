@@ -6,7 +6,7 @@
 
 use super::client::{attempt, AttemptError};
 use super::record::Record;
-use super::stream::ProxyStream;
+use super::stream::{PendingHead, ProxyStream};
 use super::{reject, EMBEDDINGS};
 use crate::error::ApiError;
 use crate::health::Verdict;
@@ -100,7 +100,25 @@ pub async fn run(
             Err(e) => return reject(record, e, Outcome::UpstreamError),
         };
         let sent = shared.clock.now();
-        let result = attempt(&shared.client, request, shared.header_timeout).await;
+        let result = match (record.stream, shared.keepalive) {
+            (true, Some(every)) => {
+                let mut head: PendingHead =
+                    Box::pin(attempt(shared.client.clone(), request, shared.header_timeout));
+                tokio::select! {
+                    biased;
+                    r = &mut head => r,
+                    _ = tokio::time::sleep(every) => {
+                        // Headers are late (a queueing engine or proxy): commit the stream now
+                        // so keep-alives reach the client; a failure becomes an error event.
+                        record.upstream_wait += shared.clock.now().saturating_duration_since(sent);
+                        return stream_response(shared, record, &route, |shared, record| {
+                            ProxyStream::awaiting(shared, record, head, &opts)
+                        });
+                    }
+                }
+            }
+            _ => attempt(shared.client.clone(), request, shared.header_timeout).await,
+        };
         let headers_at = shared.clock.now();
         record.upstream_wait += headers_at.saturating_duration_since(sent);
         let resp = match result {
@@ -153,21 +171,10 @@ pub async fn run(
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if record.stream && resp.status().is_success() && is_sse {
             record.status = 200;
-            let head = record.overhead_now();
-            record.head_overhead = Some(head);
-            let pool = route.pool.name.clone();
-            let id = record.id.clone();
-            let body = ProxyStream::new(shared.clone(), record, resp.into_body(), &opts);
-            let mut response = Response::new(Body::from_stream(body));
-            let h = response.headers_mut();
-            h.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream; charset=utf-8"),
-            );
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-            add_headers(h, &id, &pool, head);
-            return response;
+            let body = resp.into_body();
+            return stream_response(shared, record, &route, |shared, record| {
+                ProxyStream::new(shared, record, body, &opts)
+            });
         }
         // Everything else is read whole (a non-streamed answer, or an error for a stream).
         let (parts, body) = resp.into_parts();
@@ -240,6 +247,27 @@ fn attempt_failed(shared: &Shared, route: &Route, record: &mut Record) {
     shared
         .rollouts
         .observe(&route.pool.name, crate::rollout::Sample { error: true, ..Default::default() });
+}
+
+/// The 200 SSE response around a stream body.
+fn stream_response(
+    shared: Arc<Shared>,
+    mut record: Record,
+    route: &Route,
+    body: impl FnOnce(Arc<Shared>, Record) -> ProxyStream,
+) -> Response {
+    record.status = 200;
+    let head = record.overhead_now();
+    record.head_overhead = Some(head);
+    let pool = route.pool.name.clone();
+    let id = record.id.clone();
+    let mut response = Response::new(Body::from_stream(body(shared, record)));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    add_headers(h, &id, &pool, head);
+    response
 }
 
 fn bad_gateway(message: String) -> ApiError {

@@ -4,6 +4,7 @@
 //! the client did not ask for, scans output for sensitive data, sends SSE keep-alive comments
 //! while the upstream is silent, and ends every broken stream with an SSE error event.
 
+use super::client::AttemptError;
 use super::forward::Options;
 use super::record::Record;
 use crate::error::ApiError;
@@ -18,7 +19,7 @@ use deepwatch_core::error::ErrorCode;
 use futures_util::Stream;
 use hyper::body::{Body as _, Incoming};
 use std::collections::VecDeque;
-use std::future::Future as _;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -26,10 +27,16 @@ use tokio::time::{Instant, Sleep};
 
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
+/// The upstream attempt whose response headers are still awaited.
+pub type PendingHead =
+    Pin<Box<dyn Future<Output = Result<http::Response<Incoming>, AttemptError>> + Send>>;
+
 pub struct ProxyStream {
     shared: Arc<Shared>,
     record: Record,
-    upstream: Incoming,
+    /// Response headers not here yet (the stream was committed to keep the client alive).
+    head: Option<PendingHead>,
+    upstream: Option<Incoming>,
     scanner: SseScanner,
     events: Vec<SseEvent>,
     queue: VecDeque<Bytes>,
@@ -42,12 +49,37 @@ pub struct ProxyStream {
     out_scanner: StreamScanner,
     saw_done: bool,
     upstream_error: Option<String>,
+    /// When the wait for late headers began (it counts as upstream wait).
+    head_started: Option<Instant>,
     /// No more reading from upstream; drain the queue, then end.
     closing: bool,
 }
 
 impl ProxyStream {
+    /// A stream whose upstream answer is still to come: keep-alives flow meanwhile, and an
+    /// upstream failure becomes an SSE error event (bytes went out, so no retry).
+    pub fn awaiting(
+        shared: Arc<Shared>,
+        record: Record,
+        head: PendingHead,
+        opts: &Options,
+    ) -> Self {
+        let mut s = ProxyStream::build(shared, record, None, opts);
+        s.head_started = Some(s.shared.clock.now());
+        s.head = Some(head);
+        s
+    }
+
     pub fn new(shared: Arc<Shared>, record: Record, upstream: Incoming, opts: &Options) -> Self {
+        ProxyStream::build(shared, record, Some(upstream), opts)
+    }
+
+    fn build(
+        shared: Arc<Shared>,
+        record: Record,
+        upstream: Option<Incoming>,
+        opts: &Options,
+    ) -> Self {
         let now = shared.clock.now();
         let output =
             if opts.policy.kinds.is_empty() { ScanAction::Off } else { opts.output_action };
@@ -57,6 +89,8 @@ impl ProxyStream {
             keepalive: shared.keepalive.map(|k| Box::pin(tokio::time::sleep_until(now + k))),
             shared,
             record,
+            head: None,
+            head_started: None,
             upstream,
             scanner: SseScanner::new(want_text),
             events: Vec::new(),
@@ -264,6 +298,63 @@ impl ProxyStream {
         }
     }
 
+    /// Sends a keep-alive comment when the keep-alive timer fired; true when one was queued.
+    fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> bool {
+        let (Some(k), Some(every)) = (self.keepalive.as_mut(), self.shared.keepalive) else {
+            return false;
+        };
+        if k.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        let now = self.shared.clock.now();
+        k.as_mut().reset(now + every);
+        self.record.keepalives += 1;
+        let pool = self.record.route.as_ref().map(|r| r.pool.name.clone()).unwrap_or_default();
+        self.shared.metrics.keepalives.inc(&[&pool]);
+        self.queue.push_back(Bytes::from_static(KEEPALIVE));
+        true
+    }
+
+    /// The late response headers arrived (or the attempt failed).
+    fn on_head(&mut self, result: Result<http::Response<Incoming>, AttemptError>) {
+        let now = self.shared.clock.now();
+        if let Some(started) = self.head_started.take() {
+            self.record.upstream_wait += now.saturating_duration_since(started);
+        }
+        self.idle.as_mut().reset(now + self.shared.idle_timeout);
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                let (code, reason, outcome) = match &e {
+                    AttemptError::HeaderTimeout(_) => {
+                        (ErrorCode::GatewayTimeout, "upstream_timeout", Outcome::Timeout)
+                    }
+                    _ => (ErrorCode::BadGateway, "upstream_error", Outcome::UpstreamError),
+                };
+                self.fail(outcome, ApiError::new(code, reason, e.to_string()));
+                return;
+            }
+        };
+        let status = resp.status().as_u16();
+        let is_sse = resp
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if resp.status().is_success() && is_sse {
+            self.upstream = Some(resp.into_body());
+            return;
+        }
+        let outcome =
+            if (400..500).contains(&status) { Outcome::Rejected } else { Outcome::UpstreamError };
+        let err = ApiError::new(
+            ErrorCode::BadGateway,
+            "upstream_error",
+            format!("upstream answered {status} instead of an event stream"),
+        );
+        self.fail(outcome, err);
+    }
+
     fn on_end(&mut self) {
         self.flush_output(None);
         if self.closing {
@@ -326,13 +417,31 @@ impl Stream for ProxyStream {
                 return Poll::Ready(Some(Ok(bytes)));
             }
             if this.closing {
-                if this.record.outcome.is_some() {
-                    let outcome = this.record.outcome.unwrap_or(Outcome::Ok);
+                if let Some(outcome) = this.record.outcome {
                     this.record.finish(outcome, 200);
                 }
                 return Poll::Ready(None);
             }
-            match Pin::new(&mut this.upstream).poll_frame(cx) {
+            if let Some(head) = this.head.as_mut() {
+                match head.as_mut().poll(cx) {
+                    Poll::Ready(result) => {
+                        this.head = None;
+                        this.on_head(result);
+                        continue;
+                    }
+                    Poll::Pending => {
+                        if this.poll_keepalive(cx) {
+                            continue;
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+            let Some(upstream) = this.upstream.as_mut() else {
+                this.closing = true;
+                continue;
+            };
+            match Pin::new(upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     let Ok(data) = frame.into_data() else { continue };
                     let t = this.shared.clock.now();
@@ -367,22 +476,8 @@ impl Stream for ProxyStream {
                         this.fail(Outcome::Timeout, err);
                         continue;
                     }
-                    if let (Some(k), Some(every)) = (this.keepalive.as_mut(), this.shared.keepalive)
-                    {
-                        if k.as_mut().poll(cx).is_ready() {
-                            let now = this.shared.clock.now();
-                            k.as_mut().reset(now + every);
-                            this.record.keepalives += 1;
-                            let pool = this
-                                .record
-                                .route
-                                .as_ref()
-                                .map(|r| r.pool.name.clone())
-                                .unwrap_or_default();
-                            this.shared.metrics.keepalives.inc(&[&pool]);
-                            this.queue.push_back(Bytes::from_static(KEEPALIVE));
-                            continue;
-                        }
+                    if this.poll_keepalive(cx) {
+                        continue;
                     }
                     return Poll::Pending;
                 }

@@ -271,3 +271,34 @@ async fn the_request_log_has_one_line_per_request_without_text() {
     assert!(first["request_id"].as_str().unwrap().len() >= 8);
     assert!(!text.contains("hi\"") && !text.contains("Hello"), "text leaked into the log:\n{text}");
 }
+
+#[tokio::test]
+async fn keepalives_also_cover_an_upstream_that_is_slow_to_send_headers() {
+    let up = Upstream::start(Knobs { header_delay_ms: 300, ..Knobs::default() }).await;
+    let mut cfg = config(vec![pool("blue", &[up.url()])]);
+    cfg.keepalive_interval_ms = 60;
+    let gw = start(cfg).await;
+    let resp = client().post(chat_url(&gw)).json(&chat_body(true)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let ev = events(&text);
+    assert!(ev.iter().take_while(|e| e.as_str() == ": keep-alive").count() >= 3, "{text}");
+    assert_eq!(ev.last().unwrap(), "data: [DONE]");
+    assert!(text.contains("Hello"));
+    // A late error status becomes an error event: the 200 already went out.
+    up.set(|k| k.fail_status = Some(503));
+    let text = client()
+        .post(chat_url(&gw))
+        .json(&chat_body(true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let last = events(&text).pop().unwrap();
+    assert!(last.contains("upstream answered 503"), "{text}");
+    let m = metrics(&gw).await;
+    assert_eq!(sum(&m, "deepwatch_requests_total", &[("outcome", "ok")]), 1.0);
+    assert_eq!(sum(&m, "deepwatch_requests_total", &[("outcome", "upstream_error")]), 1.0);
+}
