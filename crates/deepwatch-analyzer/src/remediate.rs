@@ -8,6 +8,8 @@ pub mod audit;
 pub mod degrade;
 pub mod engine;
 pub mod failover;
+#[cfg(feature = "k8s")]
+pub mod k8s;
 pub mod limits;
 pub mod policy;
 pub mod restart_hook;

@@ -17,6 +17,9 @@ use std::sync::Arc;
 pub fn build(config: &ActionConfig, deps: &Deps) -> Result<Arc<dyn Action>, String> {
     match config.target.unwrap_or_default() {
         ScaleTarget::GatewayPool => Ok(Arc::new(GatewayPoolScale::new(config, deps)?)),
+        #[cfg(feature = "k8s")]
+        ScaleTarget::Kubernetes | ScaleTarget::Keda => super::k8s::build(config, deps),
+        #[cfg(not(feature = "k8s"))]
         ScaleTarget::Kubernetes | ScaleTarget::Keda => {
             Err("scale targets kubernetes and keda need a deepwatch built with --features k8s"
                 .into())

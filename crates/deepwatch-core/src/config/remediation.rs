@@ -212,6 +212,8 @@ pub struct ActionConfig {
     pub namespace: Option<String>,
     /// scale (kubernetes): Deployment name; (keda): ScaledObject name.
     pub object: Option<String>,
+    /// scale (kubernetes, keda): kubeconfig file; absent means in-cluster or `$KUBECONFIG`.
+    pub kubeconfig: Option<String>,
     /// degrade: cap on max_tokens of every request.
     pub max_tokens_cap: Option<u32>,
     /// degrade: low-priority tenants to rate-limit.
@@ -239,6 +241,7 @@ impl Default for ActionConfig {
             load_query: None,
             namespace: None,
             object: None,
+            kubeconfig: None,
             max_tokens_cap: None,
             tenants: None,
             requests_per_second: None,
@@ -470,6 +473,7 @@ impl ActionConfig {
         unused("load_query", self.load_query.is_some(), &[Scale]);
         unused("namespace", self.namespace.is_some(), &[Scale]);
         unused("object", self.object.is_some(), &[Scale]);
+        unused("kubeconfig", self.kubeconfig.is_some(), &[Scale]);
         unused("max_tokens_cap", self.max_tokens_cap.is_some(), &[Degrade]);
         unused("tenants", self.tenants.is_some(), &[Degrade]);
         unused("requests_per_second", self.requests_per_second.is_some(), &[Degrade]);
@@ -521,6 +525,12 @@ impl ActionConfig {
                 let spares = self.spare_upstreams.as_deref().unwrap_or(&[]);
                 if spares.is_empty() {
                     problems.push(&at.field("spare_upstreams"), "must list at least one URL");
+                }
+                if self.namespace.is_some() || self.object.is_some() || self.kubeconfig.is_some() {
+                    problems.push(
+                        at,
+                        "namespace, object and kubeconfig are for targets kubernetes and keda",
+                    );
                 }
                 for (i, url) in spares.iter().enumerate() {
                     problems.http_url(&at.field("spare_upstreams").index(i), url);
@@ -647,8 +657,10 @@ dry_run = false
 # spare_upstreams = ["http://10.0.0.7:8000", "http://10.0.0.8:8000"]
 # step = 1
 # load_query = 'avg(deepwatch_engine_requests_running / 256)'
-# # target = "kubernetes": namespace = "llm", object = "vllm-deepseek" (Deployment)
-# # target = "keda": namespace = "llm", object = "vllm-deepseek" (ScaledObject)
+# # target = "kubernetes": namespace = "llm", object = "vllm-deepseek" (its Deployment's
+# #   scale subresource is patched); target = "keda": object names the ScaledObject, whose
+# #   minReplicaCount is raised. Both need a build with `--features k8s`; kubeconfig = "path"
+# #   picks a cluster, otherwise in-cluster config or $KUBECONFIG.
 
 # Run a command (no shell) with a timeout; the alert's labels are in its environment as
 # DEEPWATCH_LABEL_<NAME> (upper case), plus DEEPWATCH_ALERTNAME and DEEPWATCH_FINGERPRINT.
