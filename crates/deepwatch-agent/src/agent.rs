@@ -87,7 +87,14 @@ impl Agent {
             tasks.extend(c.spawn());
             collectors.push(Arc::new(c));
         }
-        Ok(Agent { collectors: Arc::new(CollectorSet::new(collectors)), tasks })
+        let collectors = Arc::new(CollectorSet::new(collectors));
+        if !config.push.url.is_empty() {
+            let pusher = crate::push::Pusher::new(&config.push)
+                .map_err(|e| AgentError::Config(format!("agent.push: {e}")))?;
+            tracing::info!(url = %pusher.url(), "push mode on");
+            tasks.push(pusher.spawn(collectors.clone()));
+        }
+        Ok(Agent { collectors, tasks })
     }
 
     pub fn collectors(&self) -> &Arc<CollectorSet> {

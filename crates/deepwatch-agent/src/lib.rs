@@ -14,6 +14,7 @@ pub mod host;
 pub mod logs;
 pub mod peers;
 pub mod process;
+pub mod push;
 pub mod server;
 
 pub use agent::{Agent, AgentError};

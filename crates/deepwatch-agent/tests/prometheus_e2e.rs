@@ -215,3 +215,34 @@ async fn openmetrics_is_served_when_asked_and_healthz_answers() {
         .unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_mode_delivers_the_metrics_to_a_real_pushgateway() {
+    let pgw = deepwatch_testkit::Pushgateway::start().await;
+    let mut c = AgentConfig::default();
+    c.collectors.gpu = false;
+    c.push.url = pgw.url();
+    c.push.interval_ms = 200;
+    c.push.instance = "gpu-node-7".into();
+    let _agent = start_agent(&c).await;
+    let text = deepwatch_testkit::wait_for("the agent's push", Duration::from_secs(15), || async {
+        let text = deepwatch_testkit::http_client()
+            .get(format!("{}/metrics", pgw.url()))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.contains("deepwatch_agent_pushes_total{instance=\"gpu-node-7\",job=\"deepwatch_agent\",outcome=\"ok\"} 1")
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        text.contains(
+            "deepwatch_host_memory_total_bytes{instance=\"gpu-node-7\",job=\"deepwatch_agent\"}"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("deepwatch_collector_up{collector=\"host\",instance=\"gpu-node-7\",job=\"deepwatch_agent\"} 1"));
+}
