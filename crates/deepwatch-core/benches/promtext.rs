@@ -8,8 +8,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use deepwatch_core::promtext::{parse, parse_lenient, Dialect};
 use std::hint::black_box;
 
-const VLLM_TEXT: &str = include_str!("../src/promtext/fixtures/vllm-0.12.txt");
-const VLLM_OPENMETRICS: &str = include_str!("../src/promtext/fixtures/vllm-0.12.openmetrics.txt");
+use deepwatch_core::promtext::payloads::{
+    VLLM_0_12_OPENMETRICS as VLLM_OPENMETRICS, VLLM_0_12_TEXT as VLLM_TEXT,
+};
 
 /// The fixture with every `engine="0"` series repeated for `engines` data-parallel engines
 /// (the fixture's own `engine="1"` series are dropped), as a large DP deployment exposes it.

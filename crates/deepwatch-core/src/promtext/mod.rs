@@ -36,6 +36,7 @@
 
 mod lexer;
 mod parser;
+pub mod payloads;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -5,11 +5,10 @@
 use super::*;
 use crate::engines;
 
-pub(crate) const VLLM_TEXT: &str = include_str!("fixtures/vllm-0.12.txt");
-pub(crate) const VLLM_OPENMETRICS: &str = include_str!("fixtures/vllm-0.12.openmetrics.txt");
-pub(crate) const SGLANG_TEXT: &str = include_str!("fixtures/sglang.txt");
-pub(crate) const TGI_TEXT: &str = include_str!("fixtures/tgi.txt");
-pub(crate) const LLAMACPP_TEXT: &str = include_str!("fixtures/llamacpp.txt");
+use super::payloads::{
+    LLAMACPP_TEXT, SGLANG_TEXT, TGI_TEXT, VLLM_0_12_OPENMETRICS as VLLM_OPENMETRICS,
+    VLLM_0_12_TEXT as VLLM_TEXT,
+};
 
 use MetricType::{Counter, Gauge, Histogram, Summary};
 
