@@ -34,12 +34,12 @@ impl Agent {
     /// Builds every enabled collector with the real NVML, and starts background tasks. Must be
     /// called inside a tokio runtime.
     pub fn start(config: &AgentConfig) -> Result<Agent, AgentError> {
-        let gpu = if config.collectors.gpu {
-            Some(gpu::open_nvml(&config.gpu.nvml_library))
-        } else {
-            None
-        };
-        Agent::start_with_gpu(config, gpu)
+        if !config.collectors.gpu {
+            return Agent::build(config, None, None);
+        }
+        let library = config.gpu.nvml_library.clone();
+        let opener: gpu::GpuOpener = Arc::new(move || gpu::open_nvml(&library));
+        Agent::build(config, Some(opener()), Some(opener))
     }
 
     /// Same as `start` with the GPU source given (a fake in tests); `None` disables the gpu
@@ -48,13 +48,24 @@ impl Agent {
         config: &AgentConfig,
         gpu_source: Option<Result<Arc<dyn GpuSource>, GpuError>>,
     ) -> Result<Agent, AgentError> {
+        Agent::build(config, gpu_source, None)
+    }
+
+    fn build(
+        config: &AgentConfig,
+        gpu_source: Option<Result<Arc<dyn GpuSource>, GpuError>>,
+        reopen: Option<gpu::GpuOpener>,
+    ) -> Result<Agent, AgentError> {
         let mut collectors: Vec<Arc<dyn Collector>> = Vec::new();
         let mut tasks = Vec::new();
         if let Some(source) = gpu_source {
             if let Err(e) = &source {
                 tracing::info!(error = %e, "no usable nvml; gpu collector reports down");
             }
-            let c = GpuCollector::new(source, config.gpu.process_memory);
+            let mut c = GpuCollector::new(source, config.gpu.process_memory);
+            if let Some(opener) = reopen {
+                c = c.with_reopen(opener);
+            }
             if config.gpu.xid_events {
                 if let Err(e) = c.start_xid_watch() {
                     tracing::debug!(error = %e, "xid events not watched");

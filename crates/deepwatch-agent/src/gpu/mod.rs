@@ -95,8 +95,18 @@ pub trait GpuSource: Send + Sync {
     fn watch_xid(&self, handler: XidHandler, stop: Arc<AtomicBool>) -> Result<(), GpuError>;
 }
 
+/// Opens the GPU source again, for nodes whose driver loads after the agent starts.
+pub type GpuOpener = Arc<dyn Fn() -> Result<Arc<dyn GpuSource>, GpuError> + Send + Sync>;
+
+/// How long after a failed NVML open the collector tries again.
+pub const REOPEN_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct GpuCollector {
-    source: Result<Arc<dyn GpuSource>, GpuError>,
+    source: Mutex<Result<Arc<dyn GpuSource>, GpuError>>,
+    opener: Option<GpuOpener>,
+    last_open: Mutex<tokio::time::Instant>,
+    /// Start the XID watch when a late open succeeds.
+    xid_on_open: std::sync::atomic::AtomicBool,
     with_processes: bool,
     xids: Arc<CounterVec>,
     /// Every GPU ever seen, by index, so a lost one keeps its labels on `deepwatch_gpu_up 0`.
@@ -109,7 +119,10 @@ impl GpuCollector {
     /// collector down with that reason.
     pub fn new(source: Result<Arc<dyn GpuSource>, GpuError>, with_processes: bool) -> Self {
         GpuCollector {
-            source,
+            source: Mutex::new(source),
+            opener: None,
+            last_open: Mutex::new(tokio::time::Instant::now()),
+            xid_on_open: AtomicBool::new(false),
             with_processes,
             xids: Arc::new(CounterVec::new(&cat::GPU_XID_ERRORS)),
             known: Mutex::new(BTreeMap::new()),
@@ -117,9 +130,47 @@ impl GpuCollector {
         }
     }
 
-    /// Counts XID events by GPU and code from now on.
+    /// Retries `opener` every `REOPEN_AFTER` while the source is unavailable.
+    pub fn with_reopen(mut self, opener: GpuOpener) -> Self {
+        self.opener = Some(opener);
+        self
+    }
+
+    /// The source, after a retry of the open when it failed long enough ago.
+    fn current_source(&self) -> Result<Arc<dyn GpuSource>, GpuError> {
+        let mut source = self.source.lock();
+        if let (Err(_), Some(opener)) = (&*source, &self.opener) {
+            let mut last = self.last_open.lock();
+            if last.elapsed() >= REOPEN_AFTER {
+                *last = tokio::time::Instant::now();
+                *source = opener();
+                if source.is_ok() {
+                    tracing::info!("nvml available now; gpu collector up");
+                    if self.xid_on_open.load(std::sync::atomic::Ordering::Relaxed) {
+                        drop(last);
+                        let opened = source.clone();
+                        drop(source);
+                        if let Err(e) = self.watch_xid_on(opened) {
+                            tracing::debug!(error = %e, "xid events not watched");
+                        }
+                        return self.source.lock().clone();
+                    }
+                }
+            }
+        }
+        source.clone()
+    }
+
+    /// Counts XID events by GPU and code from now on (and from a late open, if NVML is not
+    /// there yet).
     pub fn start_xid_watch(&self) -> Result<(), GpuError> {
-        let source = self.source.as_ref().map_err(Clone::clone)?;
+        self.xid_on_open.store(true, std::sync::atomic::Ordering::Relaxed);
+        let source = self.source.lock().clone();
+        self.watch_xid_on(source)
+    }
+
+    fn watch_xid_on(&self, source: Result<Arc<dyn GpuSource>, GpuError>) -> Result<(), GpuError> {
+        let source = source?;
         let xids = self.xids.clone();
         let handler: XidHandler = Arc::new(move |e: XidEvent| {
             let index = e.gpu.index.to_string();
@@ -188,11 +239,11 @@ impl Collector for GpuCollector {
     }
 
     fn collect(&self, sink: &mut MetricSink) -> Result<(), CollectError> {
-        let source = match &self.source {
+        let source = match self.current_source() {
             Ok(s) => s,
             Err(e) => {
                 let reason = match e {
-                    GpuError::Unavailable(reason) => reason.clone(),
+                    GpuError::Unavailable(reason) => reason,
                     other => other.to_string(),
                 };
                 return Err(CollectError::Unavailable { what: "nvml", reason });

@@ -114,3 +114,29 @@ fn the_real_nvml_loader_fails_cleanly_on_a_gpu_less_host() {
         Ok(_) => panic!("a library that does not exist cannot load"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn nvml_that_appears_after_start_is_picked_up_on_a_later_scrape() {
+    let fake = FakeGpus::healthy(1);
+    let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (f, a) = (fake.clone(), attempts.clone());
+    let opener: GpuOpener = Arc::new(move || {
+        a.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(f.clone() as Arc<dyn GpuSource>)
+    });
+    let c = GpuCollector::new(Err(GpuError::Unavailable("driver not loaded yet".into())), false)
+        .with_reopen(opener);
+    c.start_xid_watch().unwrap_err();
+    assert!(scrape(&c).0.is_err());
+    tokio::time::advance(REOPEN_AFTER / 2).await;
+    assert!(scrape(&c).0.is_err(), "no retry before REOPEN_AFTER");
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 0);
+    tokio::time::advance(REOPEN_AFTER).await;
+    let (r, text) = scrape(&c);
+    r.unwrap();
+    assert!(text.contains(&format!("deepwatch_gpu_up{{{G0}}} 1")), "{text}");
+    // The XID watch asked for at start is running now.
+    fake.inject_xid(0, 31);
+    assert!(scrape(&c).1.contains(&format!("deepwatch_gpu_xid_errors_total{{{G0},xid=\"31\"}} 1")));
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
