@@ -194,9 +194,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-async fn sim(a: SimArgs) -> anyhow::Result<()> {
-    let admin = SimAdmin::new(&a.admin, &a.token)?;
-    let patch = match a.fault {
+/// The fault fields a `chaos sim` command sets; `None` for `reset` and `show`.
+fn sim_patch(fault: &SimFault) -> Option<FaultPatch> {
+    let patch = match *fault {
         SimFault::Latency { ttft_ms, per_token_ms } => FaultPatch {
             ttft_added_ms: Some(ttft_ms),
             per_token_added_ms: Some(per_token_ms),
@@ -217,14 +217,23 @@ async fn sim(a: SimArgs) -> anyhow::Result<()> {
             FaultPatch { leak_mb_per_min: Some(mb_per_min), ..FaultPatch::default() }
         }
         SimFault::Down => FaultPatch { down: Some(true), ..FaultPatch::default() },
-        SimFault::Reset => return print_json!(&admin.reset().await?),
-        SimFault::Show => return print_json!(&admin.faults().await?),
-    }
-    .to_map();
+        SimFault::Reset | SimFault::Show => return None,
+    };
+    Some(patch)
+}
+
+async fn sim(a: SimArgs) -> anyhow::Result<()> {
+    let admin = SimAdmin::new(&a.admin, &a.token)?;
+    let Some(patch) = sim_patch(&a.fault) else {
+        return match a.fault {
+            SimFault::Reset => print_json!(&admin.reset().await?),
+            _ => print_json!(&admin.faults().await?),
+        };
+    };
     if let Some(hold) = a.hold {
         eprintln!("fault on for {}; Ctrl-C reverts early", humantime_fmt(hold));
     }
-    print_json!(&admin.inject(&patch, a.hold, ctrl_c()).await?)
+    print_json!(&admin.inject(&patch.to_map(), a.hold, ctrl_c()).await?)
 }
 
 async fn gateway(a: GatewayArgs) -> anyhow::Result<()> {
@@ -305,4 +314,123 @@ async fn scenario(a: ScenarioArgs) -> anyhow::Result<()> {
 
 fn humantime_fmt(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("chaos").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+    }
+
+    /// Every `chaos sim` subcommand, run as the CLI runs it against a real simulator, changes
+    /// what `GET /admin/faults` reads back; `--for` reverts it.
+    #[tokio::test]
+    async fn each_sim_subcommand_changes_the_state_read_back() {
+        let config = deepwatch_core::config::sim::SimConfig {
+            listen: "127.0.0.1:0".into(),
+            admin_listen: "127.0.0.1:0".into(),
+            admin_token: "tok".into(),
+            ..Default::default()
+        }
+        .zero_latency();
+        let handle = deepwatch_lab::sim::start(config).await.unwrap();
+        let url = handle.admin_url();
+        let admin = SimAdmin::new(&url, "tok").unwrap();
+        let run = |args: Vec<String>| async move {
+            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+            match parse(&argv) {
+                Command::Sim(a) => sim(a).await.unwrap(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let base = |rest: &[&str]| -> Vec<String> {
+            ["sim", "--admin", &url, "--token", "tok"]
+                .iter()
+                .chain(rest)
+                .map(|s| s.to_string())
+                .collect()
+        };
+
+        run(base(&["latency", "--ttft-ms", "300", "--per-token-ms", "7"])).await;
+        let f = admin.faults().await.unwrap();
+        assert_eq!((f.ttft_added_ms, f.per_token_added_ms), (300, 7));
+        run(base(&["errors", "--rate", "0.25", "--status", "503"])).await;
+        let f = admin.faults().await.unwrap();
+        assert_eq!((f.error_rate, f.error_status), (0.25, 503));
+        run(base(&["cut", "--after-tokens", "4"])).await;
+        assert_eq!(admin.faults().await.unwrap().cut_after_tokens, Some(4));
+        run(base(&["hang"])).await;
+        assert!(admin.faults().await.unwrap().hang_before_first_token);
+        run(base(&["leak", "--mb-per-min", "3.5"])).await;
+        assert_eq!(admin.faults().await.unwrap().leak_mb_per_min, 3.5);
+        run(base(&["down"])).await;
+        assert!(admin.faults().await.unwrap().down);
+        run(base(&["show"])).await;
+        run(base(&["reset"])).await;
+        assert!(!admin.faults().await.unwrap().any());
+
+        run(base(&["down", "--for", "100ms"])).await;
+        assert!(!admin.faults().await.unwrap().down, "--for reverted the fault");
+    }
+
+    #[test]
+    fn scenario_and_gateway_flags_parse() {
+        let Command::Scenario(s) = parse(&[
+            "scenario",
+            "surge",
+            "--target",
+            "http://127.0.0.1:1",
+            "--rate",
+            "4",
+            "--factor",
+            "2",
+            "--for",
+            "2m",
+            "--lead",
+            "10s",
+        ]) else {
+            panic!("not a scenario")
+        };
+        assert_eq!(
+            (s.rate, s.factor, s.hold, s.lead),
+            (4.0, 2.0, Duration::from_secs(120), Duration::from_secs(10))
+        );
+        let Command::Gateway(g) = parse(&[
+            "gateway",
+            "--admin",
+            "http://127.0.0.1:1",
+            "--token",
+            "t",
+            "fault",
+            "--latency-ms",
+            "200",
+            "--stream-cut-after-chunks",
+            "5",
+            "--for",
+            "1m",
+        ]) else {
+            panic!("not a gateway command")
+        };
+        assert_eq!(g.hold, Some(Duration::from_secs(60)));
+        let GatewayAction::Fault { endpoint, latency_ms, stream_cut_after_chunks, .. } = g.action
+        else {
+            panic!("not a fault")
+        };
+        assert_eq!(
+            (endpoint.as_str(), latency_ms, stream_cut_after_chunks),
+            ("/v1/chat/completions", Some(200), Some(5))
+        );
+        assert!(sim_patch(&SimFault::Show).is_none());
+    }
 }
