@@ -210,7 +210,11 @@ async fn open_loop(
     let arrivals =
         Arrivals::new(profile, rate, options.duration, options.max_requests, options.seed);
     for (index, offset) in arrivals.enumerate() {
-        tokio::time::sleep_until(start + offset).await;
+        let due = start + offset;
+        // An already-due arrival goes out now rather than at the next timer tick.
+        if due > Instant::now() {
+            tokio::time::sleep_until(due).await;
+        }
         if in_flight.load(Ordering::Relaxed) >= options.max_in_flight as u64 {
             skipped += 1;
             continue;

@@ -184,7 +184,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if show_bar { bar.clone() } else { Arc::new(load::Silent) };
         let report = load::run(options, progress).await?;
         bar.finish();
-        print!("{}", report.summary.table());
+        let json_on_stdout = args.json.as_deref().is_some_and(|p| p.as_os_str() == "-");
+        if json_on_stdout {
+            eprint!("{}", report.summary.table());
+        } else {
+            print!("{}", report.summary.table());
+        }
         if let Some(path) = &args.json {
             let json = serde_json_string(&report)?;
             if path.as_os_str() == "-" {
