@@ -57,6 +57,8 @@ pub struct ProbeResult {
     pub latency: Duration,
     pub answer: String,
     pub detail: String,
+    /// The gateway's `x-deepwatch-pool` response header: which pool answered.
+    pub served_by: String,
 }
 
 enum Checker {
@@ -209,7 +211,7 @@ impl Prober {
                 self.duration.observe(&labels, r.latency.as_secs_f64());
             }
             debug!(model = %r.model, version = %r.model_version, probe = %r.probe,
-                   outcome = r.outcome.as_str(), detail = %r.detail, "probe");
+                   outcome = r.outcome.as_str(), pool = %r.served_by, detail = %r.detail, "probe");
             results.push(r);
         }
         let passed = results.iter().filter(|r| r.outcome == Outcome::Pass).count();
@@ -242,10 +244,17 @@ impl Prober {
             req = req.bearer_auth(&self.api_key);
         }
         let started = self.clock.now();
+        let mut served_by = String::new();
         let answer = match req.send().await {
             Err(e) => Err(format!("request failed: {e}")),
             Ok(resp) => {
                 let status = resp.status();
+                served_by = resp
+                    .headers()
+                    .get("x-deepwatch-pool")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
                 match resp.json::<Value>().await {
                     Err(e) => Err(format!("HTTP {status}, body is not JSON: {e}")),
                     Ok(v) if !status.is_success() => Err(format!(
@@ -277,6 +286,7 @@ impl Prober {
             latency,
             answer,
             detail,
+            served_by,
         }
     }
 

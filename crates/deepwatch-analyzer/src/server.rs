@@ -16,7 +16,7 @@ use crate::remediate::{self, scaling::ScalingRules, Deps, LoadSource, Remediator
 use crate::webhook::{journal::Journal, Payload, ReceiveError, Receiver};
 use crate::Analytics;
 use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -53,6 +53,8 @@ pub enum DaemonError {
     Notify(#[from] NotifyError),
     #[error(transparent)]
     Probe(#[from] crate::probe::ProbeError),
+    #[error("remediation.webhook_token_file: {0}")]
+    WebhookToken(String),
     #[error("cannot serve on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
 }
@@ -71,6 +73,8 @@ impl LoadSource for PromLoad {
 }
 
 struct AppState {
+    /// Bearer token callers of the webhook and bridge must present, when configured.
+    webhook_token: Option<String>,
     registry: Registry,
     receiver: Arc<Receiver>,
     bridge: Arc<Bridge>,
@@ -223,7 +227,10 @@ pub async fn start(
         }));
     }
 
-    let state = Arc::new(AppState { registry, receiver, bridge, reports: report_index });
+    let webhook_token = r.webhook_token().map_err(DaemonError::WebhookToken)?;
+    let webhook_token = (!webhook_token.is_empty()).then_some(webhook_token);
+    let state =
+        Arc::new(AppState { webhook_token, registry, receiver, bridge, reports: report_index });
     let app = router(state);
     let mut stop_http = stop_rx;
     let server = tokio::spawn(async move {
@@ -306,12 +313,32 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/reports", get(list_reports))
         .route("/reports/alert/{fingerprint}", get(report_for_alert))
         .route("/reports/{file}", get(report_file))
+        // Alertmanager sends every alert of a group in one body; allow large groups.
+        .layer(DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(state)
 }
 
 fn error_response(status: u16, message: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(json!({"error": message}))).into_response()
+}
+
+/// Checks `Authorization: Bearer <webhook_token>` when a token is configured.
+fn check_token(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let Some(expected) = &state.webhook_token else { return Ok(()) };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare without an early exit, so the time taken says nothing about the token.
+    let same = given.len() == expected.len()
+        && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(Box::new(error_response(401, "missing or wrong bearer token".to_string())))
+    }
 }
 
 fn parse_payload(body: &Bytes) -> Result<Payload, Box<Response>> {
@@ -327,7 +354,10 @@ async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Resp
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
-async fn webhook(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn webhook(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = check_token(&state, &headers) {
+        return *r;
+    }
     let payload = match parse_payload(&body) {
         Ok(p) => p,
         Err(r) => return *r,
@@ -344,8 +374,12 @@ async fn webhook(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
 async fn notify(
     State(state): State<Arc<AppState>>,
     UrlPath(channel): UrlPath<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Err(r) = check_token(&state, &headers) {
+        return *r;
+    }
     let payload = match parse_payload(&body) {
         Ok(p) => p,
         Err(r) => return *r,

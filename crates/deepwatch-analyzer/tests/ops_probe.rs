@@ -37,11 +37,12 @@ async fn chat(State(seen): State<Seen>, headers: HeaderMap, Json(body): Json<Val
             return (StatusCode::SERVICE_UNAVAILABLE, Json(err)).into_response();
         }
     };
-    Json(json!({
+    let pool = [("x-deepwatch-pool", format!("pool-{version}"))];
+    (pool, Json(json!({
         "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
         "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
-    }))
+    })))
     .into_response()
 }
 
@@ -96,6 +97,7 @@ async fn accuracy_and_latency_are_exported_per_model_version() {
         results.iter().find(|r| r.model_version == v && r.probe == p).map(|r| r.outcome).unwrap()
     };
     assert_eq!(outcome("v1", "arithmetic"), Outcome::Pass);
+    assert!(results.iter().filter(|r| r.model_version == "v2").all(|r| r.served_by == "pool-v2"));
     assert_eq!(outcome("v1", "capital"), Outcome::Pass);
     assert_eq!(outcome("v2", "arithmetic"), Outcome::Fail);
     assert_eq!(outcome("v2", "capital"), Outcome::Fail);

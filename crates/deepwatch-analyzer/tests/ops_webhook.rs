@@ -17,9 +17,22 @@ use std::time::Duration;
 use support::*;
 
 fn am_config(webhook: &str) -> String {
+    am_config_with_token(webhook, None)
+}
+
+/// Alertmanager grouping by alertname with 1 s waits; `token` goes into the webhook's
+/// `http_config.authorization`, as a production config would send it.
+fn am_config_with_token(webhook: &str, token: Option<&str>) -> String {
+    let auth = token
+        .map(|t| {
+            format!(
+                "        http_config:\n          authorization:\n            credentials: {t}\n"
+            )
+        })
+        .unwrap_or_default();
     format!(
         "route:\n  receiver: selfheal\n  group_by: ['alertname']\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-         receivers:\n  - name: selfheal\n    webhook_configs:\n      - url: {webhook}\n        send_resolved: true\n"
+         receivers:\n  - name: selfheal\n    webhook_configs:\n      - url: {webhook}\n        send_resolved: true\n{auth}"
     )
 }
 
@@ -63,9 +76,18 @@ async fn alertmanager_delivers_alerts_and_failover_runs_once_then_fails_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = daemon_config(dir.path(), &gw.url);
     config.remediation.policies[0].revert_on_resolve = true;
+    config.remediation.webhook_token = "hook-secret".into();
     let daemon = start(&config, None).await;
     let base = format!("http://{}", daemon.addr);
-    let am = Alertmanager::start(&am_config(&format!("{base}/webhook/alertmanager"))).await;
+    let webhook = format!("{base}/webhook/alertmanager");
+    let am = Alertmanager::start(&am_config_with_token(&webhook, Some("hook-secret"))).await;
+    // Without the token nobody else can trigger a failover.
+    let (status, _) = post(
+        &webhook,
+        &payload("firing", vec![alert("DeepwatchModelUnavailable", "x", "firing", &[])]),
+    )
+    .await;
+    assert_eq!(status, 401);
 
     fire(&am, json!([am_alert("DeepwatchModelUnavailable", "a", None)])).await;
     wait_for("failover through the admin api", Duration::from_secs(20), || async {

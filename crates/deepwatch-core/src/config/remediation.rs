@@ -20,6 +20,11 @@ pub struct RemediationConfig {
     /// Base URL under which others reach this daemon (links to reports); empty means
     /// `http://<analyzer.listen>`.
     pub public_url: String,
+    /// Bearer token Alertmanager must send to `/webhook/alertmanager` and `/notify/{channel}`
+    /// (its webhook `http_config.authorization`); empty accepts any caller on the network.
+    pub webhook_token: String,
+    /// File whose trimmed content is the webhook token; wins over `webhook_token`.
+    pub webhook_token_file: String,
     /// Check preconditions and audit every action, but change nothing.
     pub dry_run: bool,
     /// Alerts waiting to be processed; when full the webhook answers 503 and Alertmanager retries.
@@ -43,6 +48,8 @@ impl Default for RemediationConfig {
             state_dir: "/var/lib/deepwatch/analyzer".to_string(),
             audit_log: String::new(),
             public_url: String::new(),
+            webhook_token: String::new(),
+            webhook_token_file: String::new(),
             dry_run: false,
             queue_capacity: 1024,
             max_actions_per_hour: 20,
@@ -366,6 +373,16 @@ fn unquote(value: &str) -> Result<String, String> {
 }
 
 impl RemediationConfig {
+    /// The webhook token: `webhook_token_file` (trimmed) wins over `webhook_token`.
+    pub fn webhook_token(&self) -> Result<String, String> {
+        if self.webhook_token_file.is_empty() {
+            return Ok(self.webhook_token.clone());
+        }
+        std::fs::read_to_string(&self.webhook_token_file)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| format!("cannot read {}: {e}", self.webhook_token_file))
+    }
+
     /// The audit log path: `audit_log`, or `audit.jsonl` in the state directory.
     pub fn audit_log_path(&self) -> std::path::PathBuf {
         if self.audit_log.is_empty() {
@@ -561,6 +578,10 @@ state_dir = "/var/lib/deepwatch/analyzer"
 audit_log = ""
 # Base URL for links to reports in notifications; empty = http://<analyzer.listen>.
 public_url = ""
+# Bearer token required on POST /webhook/alertmanager and /notify/{channel}; set it in
+# Alertmanager's webhook http_config (authorization: {credentials: ...}). Empty: no check.
+webhook_token = ""
+webhook_token_file = ""
 # Check preconditions and audit every action, but change nothing.
 dry_run = false
 # Alerts waiting for the worker; when full the webhook answers 503 and Alertmanager retries.
