@@ -185,7 +185,7 @@ async fn outage_scenario_fails_requests_only_while_it_holds() {
         scenario: Scenario::Outage,
         sims: vec![SimAdmin::new(&sim.admin_url(), TOKEN).unwrap()],
         hold: Duration::from_millis(600),
-        lead: Duration::from_millis(400),
+        lead: Duration::from_millis(600),
         load: Some(scenario_load(&sim, 100.0)),
     };
     let outcome = run.run(pending()).await.unwrap();
@@ -199,10 +199,10 @@ async fn outage_scenario_fails_requests_only_while_it_holds() {
             .filter(|r| r.start_secs >= from && r.start_secs < to && !r.ok())
             .count()
     };
-    assert_eq!(failed_in(0.0, 0.35), 0, "healthy before the fault");
-    assert!(failed_in(0.45, 0.95) > 10, "refused while down: {:?}", report.summary.errors);
+    assert_eq!(failed_in(0.0, 0.5), 0, "healthy before the fault");
+    assert!(failed_in(0.7, 1.15) > 10, "refused while down: {:?}", report.summary.errors);
     assert!(report.summary.errors.contains_key("connect"), "{:?}", report.summary.errors);
-    assert_eq!(failed_in(1.15, 1.4), 0, "healthy after the revert");
+    assert_eq!(failed_in(1.45, 1.8), 0, "healthy after the revert");
 }
 
 #[tokio::test]

@@ -56,29 +56,29 @@ async fn admin_requires_the_token_and_names_unknown_fields() {
 #[tokio::test]
 async fn latency_fault_adds_to_ttft_and_every_token() {
     let sim = start_sim(|_| {}).await;
-    let resp = put_faults(&sim, json!({"ttft_added_ms": 300, "per_token_added_ms": 50})).await;
+    let resp = put_faults(&sim, json!({"ttft_added_ms": 600, "per_token_added_ms": 50})).await;
     assert_eq!(resp.status(), 200);
     let set: Value = resp.json().await.unwrap();
     assert_eq!(
         (set["ttft_added_ms"].as_u64(), set["per_token_added_ms"].as_u64()),
-        (Some(300), Some(50))
+        (Some(600), Some(50))
     );
     let start = Instant::now();
     let text = chat(&sim, stream_body(5)).await.text().await.unwrap();
     let elapsed = start.elapsed();
     assert_eq!(sse_chunks(&text).len(), 6);
-    assert!(elapsed >= Duration::from_millis(300 + 4 * 50), "{elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(600 + 4 * 50), "{elapsed:?}");
     let metrics = metrics_text(&sim).await;
     let labels = [("model_name", "sim-model")];
     let ttft_sum = sample(&metrics, &format!("{}_sum", vllm::TIME_TO_FIRST_TOKEN_SECONDS), &labels);
-    assert!(ttft_sum.unwrap() >= 0.3, "{ttft_sum:?}");
+    assert!(ttft_sum.unwrap() >= 0.6, "{ttft_sum:?}");
     let itl_sum = sample(&metrics, &format!("{}_sum", vllm::INTER_TOKEN_LATENCY_SECONDS), &labels);
     assert!(itl_sum.unwrap() >= 0.2, "{itl_sum:?}");
 
     reset(&sim).await;
     let start = Instant::now();
     chat(&sim, stream_body(5)).await.text().await.unwrap();
-    assert!(start.elapsed() < Duration::from_millis(300), "reset removes the latency");
+    assert!(start.elapsed() < Duration::from_millis(500), "reset removes the latency");
 }
 
 #[tokio::test]
