@@ -192,6 +192,14 @@ impl Receiver {
     /// already queued stay queued and the refused one is released, so Alertmanager's retry of
     /// the whole payload brings back exactly what was not taken.
     pub fn receive(&self, payload: Payload) -> Result<Accepted, ReceiveError> {
+        if payload.truncated_alerts > 0 {
+            // max_alerts in the webhook config cut the group: those alerts never reach us.
+            tracing::warn!(
+                truncated = payload.truncated_alerts,
+                group_key = %payload.group_key,
+                "alertmanager truncated the alert group; raise max_alerts on the webhook receiver"
+            );
+        }
         let mut result = Accepted::default();
         for alert in payload.alerts {
             self.alerts.inc(&[alert.alertname(), alert.status.as_str()]);
