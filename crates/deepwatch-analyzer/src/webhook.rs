@@ -158,11 +158,16 @@ pub enum ReceiveError {
     Closed,
 }
 
+/// Distinct `alertname` label values exported before the rest fold into `other`.
+pub const MAX_ALERTNAMES: usize = 500;
+
 /// Deduplicates and enqueues alerts. Keys are "taken" when enqueued (so a duplicate arriving
 /// while the first copy waits is dropped) and journaled when the worker starts on them.
 pub struct Receiver {
     journal: Arc<Journal>,
     pending: Mutex<HashSet<AlertKey>>,
+    /// Alert names seen, to bound the `alertname` label (anything can post to the webhook).
+    names: Mutex<HashSet<String>>,
     queue: mpsc::Sender<Job>,
     capacity: usize,
     alerts: CounterVec,
@@ -176,6 +181,7 @@ impl Receiver {
         let receiver = Receiver {
             journal,
             pending: Mutex::new(HashSet::new()),
+            names: Mutex::new(HashSet::new()),
             queue: tx,
             capacity,
             alerts: CounterVec::new(&WEBHOOK_ALERTS),
@@ -202,7 +208,8 @@ impl Receiver {
         }
         let mut result = Accepted::default();
         for alert in payload.alerts {
-            self.alerts.inc(&[alert.alertname(), alert.status.as_str()]);
+            let name = self.label_for(alert.alertname());
+            self.alerts.inc(&[&name, alert.status.as_str()]);
             let key = alert.key();
             let fresh = !self.journal.contains(&key) && self.pending.lock().insert(key.clone());
             if !fresh {
@@ -228,6 +235,20 @@ impl Receiver {
             result.accepted += 1;
         }
         Ok(result)
+    }
+
+    /// The `alertname` label value: the name itself for the first `MAX_ALERTNAMES` names, then
+    /// `other`, so a flood of made-up names cannot blow up the series count.
+    fn label_for(&self, name: &str) -> String {
+        let mut names = self.names.lock();
+        if names.contains(name) {
+            return name.to_string();
+        }
+        if names.len() < MAX_ALERTNAMES {
+            names.insert(name.to_string());
+            return name.to_string();
+        }
+        "other".to_string()
     }
 
     /// Called by the worker before acting on a job: the key is journaled (fsynced) and leaves
@@ -319,6 +340,20 @@ mod tests {
         assert_eq!(receiver.receive(again).unwrap().accepted, 1);
         assert_eq!(receiver.duplicates.get(&[]), 2.0);
         assert_eq!(receiver.alerts.get(&["X", "firing"]), 4.0);
+    }
+
+    #[test]
+    fn alertnames_beyond_the_cap_fold_into_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = deepwatch_core::clock::TokioClock::shared();
+        let journal =
+            Arc::new(Journal::open(dir.path(), std::time::Duration::from_secs(60), clock).unwrap());
+        let (receiver, _rx) = Receiver::new(journal, 8);
+        for i in 0..MAX_ALERTNAMES {
+            assert_eq!(receiver.label_for(&format!("A{i}")), format!("A{i}"));
+        }
+        assert_eq!(receiver.label_for("A0"), "A0");
+        assert_eq!(receiver.label_for("Flood"), "other");
     }
 
     #[tokio::test]
