@@ -246,3 +246,19 @@ async fn push_mode_delivers_the_metrics_to_a_real_pushgateway() {
     );
     assert!(text.contains("deepwatch_collector_up{collector=\"host\",instance=\"gpu-node-7\",job=\"deepwatch_agent\"} 1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promtool_finds_nothing_in_gpu_metrics_from_the_fake_nvml() {
+    use deepwatch_agent::gpu::{fake::FakeGpus, GpuSource};
+    let fake = FakeGpus::healthy(2);
+    let source: std::sync::Arc<dyn GpuSource> = fake.clone();
+    let agent =
+        deepwatch_agent::Agent::start_with_gpu(&AgentConfig::default(), Some(Ok(source))).unwrap();
+    fake.inject_xid(1, 79);
+    fake.lose(0);
+    let text = agent.collectors().scrape(deepwatch_core::expo::Format::Text004).await;
+    assert!(text.contains("deepwatch_gpu_xid_errors_total{gpu=\"1\""), "{text}");
+    assert!(text.contains("deepwatch_gpu_power_watts{gpu=\"1\""), "{text}");
+    let problems = promtool_problems(&text);
+    assert!(problems.is_empty(), "promtool: {problems:?}");
+}

@@ -39,7 +39,7 @@ fn every_gpu_family_is_exported_in_base_units() {
         format!("deepwatch_gpu_pcie_throughput_bytes_per_second{{{G0},direction=\"rx\"}} 2500000000"),
         format!("deepwatch_gpu_process_memory_used_bytes{{{G0},pid=\"4242\",process_name=\"python3\"}} 69000000000"),
         "deepwatch_gpu_driver_info{driver_version=\"550.54.15\",cuda_version=\"12.4\"} 1".into(),
-        "deepwatch_gpu_count 2".into(),
+        "deepwatch_gpus 2".into(),
         format!("deepwatch_gpu_up{{{G1}}} 1"),
     ] {
         assert!(text.contains(&expected), "missing {expected}\n{text}");
@@ -67,7 +67,7 @@ fn a_gpu_lost_mid_run_goes_down_while_the_other_keeps_reporting() {
     fake.remove(0);
     let (r, text) = scrape(&c);
     r.unwrap();
-    assert!(text.contains("deepwatch_gpu_count 1"), "{text}");
+    assert!(text.contains("deepwatch_gpus 1"), "{text}");
     assert!(text.contains(&format!("deepwatch_gpu_up{{{G0}}} 0")), "{text}");
     assert!(text.contains(&format!("deepwatch_gpu_up{{{G1}}} 1")), "{text}");
 }

@@ -121,7 +121,7 @@ pub const GPU_UP: MetricSpec = spec!(
     "1 while NVML answers for the GPU, 0 once it stopped answering or vanished (fell off the bus)."
 );
 pub const GPU_COUNT: MetricSpec =
-    spec!("deepwatch_gpu_count", Gauge, "", &[], "Number of GPUs NVML reports on this node.");
+    spec!("deepwatch_gpus", Gauge, "", &[], "Number of GPUs NVML reports on this node.");
 
 // === host ===
 
