@@ -262,3 +262,22 @@ async fn promtool_finds_nothing_in_gpu_metrics_from_the_fake_nvml() {
     let problems = promtool_problems(&text);
     assert!(problems.is_empty(), "promtool: {problems:?}");
 }
+
+#[test]
+fn promtool_finds_nothing_in_any_agent_catalog_metric() {
+    use deepwatch_core::catalog::{agent, MetricType};
+    use deepwatch_core::expo::{Format, MetricSink};
+    let mut sink = MetricSink::new(Format::Text004);
+    for spec in agent::ALL {
+        let values: Vec<&str> = spec.labels.iter().map(|_| "x").collect();
+        match spec.kind {
+            MetricType::Counter => sink.counter(spec, &values, 1.0),
+            MetricType::Histogram => {
+                sink.histogram(spec, &values, &vec![1; spec.buckets.len()], 1.0, 1)
+            }
+            _ => sink.gauge(spec, &values, 1.0),
+        }
+    }
+    let problems = promtool_problems(&sink.render());
+    assert!(problems.is_empty(), "promtool: {problems:?}");
+}
