@@ -25,14 +25,69 @@ pub struct Gateway {
     admin_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Gateway {
-    /// Builds the state from `cfg`, binds both listeners and starts serving.
+    /// Builds the state from `cfg`, binds both listeners and starts serving. With more than one
+    /// worker (`gateway.workers`, 0 = one per core) the proxy runs on that many threads, each
+    /// with its own event loop and SO_REUSEPORT socket; admin, probes and rollouts stay here.
     pub async fn start(cfg: GatewayConfig, clock: SharedClock) -> Result<Gateway, BuildError> {
-        let proxy_listener = bind("proxy listener", &cfg.listen).await?;
+        let workers = match cfg.workers {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        };
         let admin_listener = bind("admin listener", &cfg.admin_listen).await?;
-        Gateway::start_on(cfg, clock, proxy_listener, admin_listener).await
+        if workers <= 1 {
+            let proxy_listener = bind("proxy listener", &cfg.listen).await?;
+            return Gateway::start_on(cfg, clock, proxy_listener, admin_listener).await;
+        }
+        let shared = Shared::build(cfg, clock)?;
+        let (tx, rx) = watch::channel(false);
+        let header_timeout = Duration::from_millis(shared.cfg.client_header_timeout_ms);
+        let mut threads = Vec::new();
+        let mut addr = shared.cfg.listen.clone();
+        let mut proxy_addr = None;
+        for i in 0..workers {
+            let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+            let (shared2, rx2, addr2) = (shared.clone(), rx.clone(), addr.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("gateway-worker-{i}"))
+                .spawn(move || worker(shared2, addr2, header_timeout, rx2, bound_tx))
+                .map_err(|source| BuildError::Bind {
+                    what: "proxy worker",
+                    addr: addr.clone(),
+                    source,
+                })?;
+            threads.push(thread);
+            let bound =
+                bound_rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("worker exited")));
+            let bound = bound.map_err(|source| BuildError::Bind {
+                what: "proxy listener",
+                addr: addr.clone(),
+                source,
+            })?;
+            // Port 0 picks a port once; the other workers join that one.
+            addr = bound.to_string();
+            proxy_addr.get_or_insert(bound);
+        }
+        let admin_addr = admin_listener.local_addr().map_err(|source| BuildError::Bind {
+            what: "admin listener",
+            addr: String::new(),
+            source,
+        })?;
+        let mut tasks = vec![tokio::spawn(serve(
+            admin_listener,
+            crate::admin::router(shared.clone()),
+            header_timeout,
+            rx.clone(),
+        ))];
+        for pool in shared.pools.all() {
+            tasks.push(tokio::spawn(health_loop(shared.clone(), pool.clone(), rx.clone())));
+        }
+        let proxy_addr = proxy_addr.unwrap_or(admin_addr);
+        tracing::info!(%proxy_addr, %admin_addr, workers, pools = shared.pools.all().len(), "gateway listening");
+        Ok(Gateway { shared, proxy_addr, admin_addr, shutdown: tx, tasks, threads })
     }
 
     /// Like `start`, on listeners the caller bound (tests bind port 0).
@@ -68,7 +123,7 @@ impl Gateway {
             tasks.push(tokio::spawn(health_loop(shared.clone(), pool.clone(), rx.clone())));
         }
         tracing::info!(%proxy_addr, %admin_addr, pools = shared.pools.all().len(), "gateway listening");
-        Ok(Gateway { shared, proxy_addr, admin_addr, shutdown: tx, tasks })
+        Ok(Gateway { shared, proxy_addr, admin_addr, shutdown: tx, tasks, threads: Vec::new() })
     }
 
     pub fn proxy_addr(&self) -> SocketAddr {
@@ -89,6 +144,13 @@ impl Gateway {
         for t in self.tasks {
             let _ = t.await;
         }
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
     }
 
     /// Waits until the listeners stop (they do not on their own; for the CLI).
@@ -105,6 +167,49 @@ async fn bind(what: &'static str, addr: &str) -> Result<TcpListener, BuildError>
         addr: addr.to_string(),
         source,
     })
+}
+
+/// One proxy worker: its own single-threaded event loop and SO_REUSEPORT socket.
+fn worker(
+    shared: Arc<Shared>,
+    addr: String,
+    header_timeout: Duration,
+    stop: watch::Receiver<bool>,
+    bound: std::sync::mpsc::Sender<std::io::Result<SocketAddr>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = bound.send(Err(e));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match reuseport_listener(&addr) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = bound.send(Err(e));
+                return;
+            }
+        };
+        let _ = bound.send(listener.local_addr());
+        serve(listener, crate::proxy::router(shared), header_timeout, stop).await;
+    });
+}
+
+fn reuseport_listener(addr: &str) -> std::io::Result<TcpListener> {
+    let addr: SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn serve(

@@ -228,10 +228,8 @@ fn classify(raw: &[u8], want_text: bool) -> EventKind {
     if data.trim_ascii() == b"[DONE]" {
         return EventKind::Done;
     }
-    if !want_text {
-        if let Some(info) = fast_chunk(data) {
-            return EventKind::Chunk(info);
-        }
+    if let Some(info) = fast_chunk(data, want_text) {
+        return EventKind::Chunk(info);
     }
     let Ok(chunk) = serde_json::from_slice::<WireChunk<'_>>(data) else {
         return EventKind::Garbage;
@@ -287,28 +285,60 @@ fn classify(raw: &[u8], want_text: bool) -> EventKind {
 
 /// Classifies the common compact content chunk (vLLM, SGLang, OpenAI) by one pass over its
 /// quote characters instead of a JSON parse; `None` whenever it is not sure (usage,
-/// finish_reason, errors, other spacing), and the full parse decides. Raw `"` bytes only
-/// delimit strings in JSON (quotes inside text are escaped), so the key patterns below cannot
-/// be forged by generated text.
-fn fast_chunk(data: &[u8]) -> Option<ChunkInfo> {
+/// finish_reason, errors, other spacing, escapes in collected text, several choices), and the
+/// full parse decides. Raw `"` bytes only delimit strings in JSON (quotes inside text are
+/// escaped), so the key patterns below cannot be forged by generated text.
+fn fast_chunk(data: &[u8], want_text: bool) -> Option<ChunkInfo> {
     const UNSURE: [&[u8]; 4] = [b"\"usage\":{", b"\"error\"", b"\"finish_reason\":\"", b"\": "];
-    const TEXT: [&[u8]; 4] =
-        [b"\"content\":\"", b"\"reasoning_content\":\"", b"\"reasoning\":\"", b"\"text\":\""];
+    const TEXT: [(&[u8], TextField); 4] = [
+        (b"\"content\":\"", TextField::Content),
+        (b"\"reasoning_content\":\"", TextField::Reasoning),
+        (b"\"reasoning\":\"", TextField::Reasoning),
+        (b"\"text\":\"", TextField::Text),
+    ];
     let d = data.trim_ascii();
     if d.first() != Some(&b'{') || d.last() != Some(&b'}') {
         return None;
     }
-    let (mut choices, mut content) = (false, false);
+    let (mut choices, mut indexes) = (false, 0);
+    let mut info = ChunkInfo::default();
+    let mut index = 0u32;
     for (i, _) in d.iter().enumerate().filter(|(_, b)| **b == b'"') {
         let rest = &d[i..];
         if UNSURE.iter().any(|p| rest.starts_with(p)) {
             return None;
         }
         choices |= rest.starts_with(b"\"choices\":[{");
-        content |= rest.starts_with(b"\"tool_calls\":[{")
-            || TEXT.iter().any(|k| rest.starts_with(k) && rest.get(k.len()) != Some(&b'"'));
+        info.content |= rest.starts_with(b"\"tool_calls\":[{");
+        if want_text && rest.starts_with(b"\"index\":") {
+            indexes += 1;
+            let digits = &rest[8..];
+            let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+            index = std::str::from_utf8(&digits[..n]).ok()?.parse().ok()?;
+        }
+        for (key, field) in TEXT {
+            if !rest.starts_with(key) || rest.get(key.len()) == Some(&b'"') {
+                continue;
+            }
+            info.content = true;
+            if want_text {
+                let value = &rest[key.len()..];
+                let end = value.iter().position(|b| *b == b'"')?;
+                if value[..end].contains(&b'\\') {
+                    return None;
+                }
+                let text = std::str::from_utf8(&value[..end]).ok()?.to_string();
+                info.deltas.push(Delta { index: 0, field, text });
+            }
+        }
     }
-    choices.then(|| ChunkInfo { content, ..ChunkInfo::default() })
+    if !choices || indexes > 1 || info.deltas.len() > 1 {
+        return None;
+    }
+    for d in &mut info.deltas {
+        d.index = index;
+    }
+    Some(info)
 }
 
 #[cfg(test)]
@@ -406,16 +436,40 @@ mod tests {
                 };
                 chunk.choices.map(|ch| ch.len())
             };
-            let fast = fast_chunk(&data);
             let slow = classify_full(raw);
-            if let Some(f) = fast {
+            if let Some(f) = fast_chunk(&data, false) {
                 assert!(full.is_some());
                 assert_eq!(EventKind::Chunk(f), slow, "fast path disagrees on {c}");
             }
+            if let Some(f) = fast_chunk(&data, true) {
+                assert_eq!(
+                    EventKind::Chunk(f),
+                    classify_with_text(raw),
+                    "fast text disagrees on {c}"
+                );
+            }
         }
-        // The compact content chunk takes the fast path.
-        assert!(fast_chunk(data_of(HELLO.as_bytes()).unwrap().as_ref()).is_some());
-        assert!(fast_chunk(data_of(STOP.as_bytes()).unwrap().as_ref()).is_none());
+        // The compact content chunk takes the fast path, with its text.
+        let hello = "data: {\"choices\":[{\"index\":2,\"delta\":{\"content\":\" world\"}}]}\n\n";
+        let fast = fast_chunk(data_of(hello.as_bytes()).unwrap().as_ref(), true).unwrap();
+        assert_eq!(
+            fast.deltas,
+            vec![Delta { index: 2, field: TextField::Content, text: " world".into() }]
+        );
+        assert!(fast_chunk(data_of(STOP.as_bytes()).unwrap().as_ref(), false).is_none());
+        // Escaped text goes to the full parse.
+        assert!(fast_chunk(data_of(HELLO.as_bytes()).unwrap().as_ref(), true).is_none());
+    }
+
+    /// The full parse, with text.
+    fn classify_with_text(raw: &[u8]) -> EventKind {
+        let data = data_of(raw).unwrap();
+        let chunk: WireChunk<'_> = serde_json::from_slice(&data).unwrap();
+        let _ = chunk;
+        // Force the slow path by parsing a copy with a space the fast path refuses.
+        let spaced = String::from_utf8(data.to_vec()).unwrap().replacen("{", "{ ", 1);
+        let spaced = spaced.replacen("\"choices\":", "\"choices\": ", 1);
+        classify(format!("data: {spaced}\n\n").as_bytes(), true)
     }
 
     fn classify_full(raw: &[u8]) -> EventKind {

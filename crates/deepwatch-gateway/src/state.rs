@@ -43,7 +43,9 @@ pub struct Shared {
     pub degrade: Degrade,
     pub events: Arc<EventLog>,
     pub reqlog: Option<RequestLog>,
+    /// Client of the admin runtime (probes); proxy workers use their thread's own.
     pub client: HttpClient,
+    pub connect_timeout: Duration,
     pub clock: SharedClock,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
@@ -101,6 +103,7 @@ impl Shared {
             faults: Faults::new(cfg.faults.enabled, cfg.faults.rules.clone()),
             degrade: Degrade::new(metrics.clone()),
             client: client::build(Duration::from_millis(cfg.upstream_connect_timeout_ms)),
+            connect_timeout: Duration::from_millis(cfg.upstream_connect_timeout_ms),
             header_timeout: Duration::from_millis(cfg.upstream_header_timeout_ms),
             idle_timeout: Duration::from_millis(cfg.upstream_idle_timeout_ms),
             keepalive: (cfg.keepalive_interval_ms > 0)

@@ -22,6 +22,9 @@ pub struct GatewayConfig {
     /// Bearer token of the admin API; empty disables every admin endpoint except `/metrics`
     /// and `/healthz`.
     pub admin_token: String,
+    /// Proxy worker threads, each with its own event loop, listener socket (SO_REUSEPORT) and
+    /// upstream connection pool; 0 = one per CPU core.
+    pub workers: usize,
     /// Reject proxy requests without a key from `api_keys` (401).
     pub require_api_key: bool,
     /// API key -> tenant name. The tenant labels metrics and selects the scanner policy.
@@ -61,6 +64,7 @@ impl Default for GatewayConfig {
             listen: DEFAULT_LISTEN.to_string(),
             admin_listen: DEFAULT_ADMIN_LISTEN.to_string(),
             admin_token: String::new(),
+            workers: 0,
             require_api_key: false,
             api_keys: BTreeMap::new(),
             tenants: Vec::new(),
@@ -311,7 +315,10 @@ impl GatewayConfig {
     pub fn validate(&self, path: &Path, problems: &mut Problems) {
         problems.socket_addr(&path.field("listen"), &self.listen);
         problems.socket_addr(&path.field("admin_listen"), &self.admin_listen);
-        if !self.listen.is_empty() && self.listen == self.admin_listen {
+        if !self.listen.is_empty()
+            && self.listen == self.admin_listen
+            && !self.listen.ends_with(":0")
+        {
             problems.push(&path.field("admin_listen"), "must differ from listen");
         }
         for (key, tenant) in &self.api_keys {
@@ -323,6 +330,7 @@ impl GatewayConfig {
         if self.require_api_key && self.api_keys.is_empty() {
             problems.push(&path.field("api_keys"), "require_api_key is set but no key is listed");
         }
+        problems.range(&path.field("workers"), self.workers, 0, 1024);
         problems.positive(&path.field("max_model_labels"), self.max_model_labels);
         problems.positive(&path.field("max_body_bytes"), self.max_body_bytes);
         for (name, v) in [
@@ -446,6 +454,9 @@ listen = "0.0.0.0:8080"
 admin_listen = "127.0.0.1:9845"
 # Bearer token of the admin API; empty disables it (except /metrics and /healthz).
 admin_token = ""
+# Proxy worker threads (own event loop, SO_REUSEPORT socket and connection pool each);
+# 0 = one per CPU core.
+workers = 0
 # Require a key from api_keys on the proxy (401 otherwise).
 require_api_key = false
 # Tenant label values; empty = the tenants named in api_keys. Others fold into "other".

@@ -12,6 +12,27 @@ use std::time::Duration;
 
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
+thread_local! {
+    static CLIENT: std::cell::RefCell<Option<(Duration, HttpClient)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The client of the calling thread. Each proxy worker thread runs its own event loop, so each
+/// keeps its own connection pool: a request and its upstream connection live on one thread and
+/// never wake another.
+pub fn for_this_thread(connect_timeout: Duration) -> HttpClient {
+    CLIENT.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        match slot.as_ref() {
+            Some((t, c)) if *t == connect_timeout => c.clone(),
+            _ => {
+                let c = build(connect_timeout);
+                *slot = Some((connect_timeout, c.clone()));
+                c
+            }
+        }
+    })
+}
+
 pub fn build(connect_timeout: Duration) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);

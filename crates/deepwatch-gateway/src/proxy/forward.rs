@@ -84,6 +84,7 @@ pub async fn run(
     opts: Options,
 ) -> Response {
     let max_attempts = 1 + shared.cfg.retry.attempts as usize;
+    let client = super::client::for_this_thread(shared.connect_timeout);
     let mut tried: Vec<Arc<crate::pools::Upstream>> = Vec::new();
     let mut last: Option<Failure> = None;
     for n in 0..max_attempts {
@@ -103,7 +104,7 @@ pub async fn run(
         let result = match (record.stream, shared.keepalive) {
             (true, Some(every)) => {
                 let mut head: PendingHead =
-                    Box::pin(attempt(shared.client.clone(), request, shared.header_timeout));
+                    Box::pin(attempt(client.clone(), request, shared.header_timeout));
                 tokio::select! {
                     biased;
                     r = &mut head => r,
@@ -117,7 +118,7 @@ pub async fn run(
                     }
                 }
             }
-            _ => attempt(shared.client.clone(), request, shared.header_timeout).await,
+            _ => attempt(client.clone(), request, shared.header_timeout).await,
         };
         let headers_at = shared.clock.now();
         record.upstream_wait += headers_at.saturating_duration_since(sent);

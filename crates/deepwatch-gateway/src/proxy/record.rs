@@ -132,11 +132,18 @@ impl Record {
 
     /// A content chunk arrived at `t`: TTFT on the first, inter-token gap after.
     pub fn on_content(&mut self, t: Instant) {
-        if let Some(prev) = self.last_content {
-            let gap = t.saturating_duration_since(prev).as_secs_f64();
-            self.series().itl.observe(gap);
+        match self.last_content {
+            Some(prev) => {
+                let gap = t.saturating_duration_since(prev).as_secs_f64();
+                self.series().itl.observe(gap);
+            }
+            None => {
+                // TTFT is observed when the first token arrives, not when a long stream ends.
+                let ttft = t.saturating_duration_since(self.received).as_secs_f64();
+                self.series().ttft.observe(ttft);
+                self.first_content = Some(t);
+            }
         }
-        self.first_content.get_or_insert(t);
         self.last_content = Some(t);
         self.content_chunks += 1;
     }
@@ -195,9 +202,6 @@ impl Record {
         series.overhead.observe(overhead.as_secs_f64());
         let ttft = self.ttft().filter(|_| self.stream);
         let tpot = self.tpot().filter(|_| self.stream);
-        if let Some(t) = ttft {
-            series.ttft.observe(t.as_secs_f64());
-        }
         if let Some(t) = tpot {
             series.tpot.observe(t.as_secs_f64());
         }

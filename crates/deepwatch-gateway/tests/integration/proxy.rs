@@ -302,3 +302,29 @@ async fn keepalives_also_cover_an_upstream_that_is_slow_to_send_headers() {
     assert_eq!(sum(&m, "deepwatch_requests_total", &[("outcome", "ok")]), 1.0);
     assert_eq!(sum(&m, "deepwatch_requests_total", &[("outcome", "upstream_error")]), 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_threads_share_one_port_and_one_state() {
+    let up = Upstream::start(Knobs::default()).await;
+    let mut cfg = config(vec![pool("blue", &[up.url()])]);
+    cfg.workers = 3;
+    cfg.admin_listen = "127.0.0.1:0".into();
+    let gw = Gateway::start(cfg, Arc::new(TokioClock::new())).await.unwrap();
+    let mut handles = Vec::new();
+    for i in 0..12 {
+        // A fresh client per request opens a new connection, spread over the workers' sockets.
+        let url = chat_url(&gw);
+        handles.push(tokio::spawn(async move {
+            let resp =
+                reqwest::Client::new().post(url).json(&chat_body(i % 2 == 0)).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.text().await.unwrap()
+        }));
+    }
+    for h in handles {
+        assert!(h.await.unwrap().contains("Hello"));
+    }
+    let m = metrics(&gw).await;
+    assert_eq!(sum(&m, "deepwatch_requests_total", &[("outcome", "ok")]), 12.0);
+    gw.shutdown().await;
+}

@@ -31,6 +31,9 @@ pub struct Args {
     /// Upstream of the standby pool, used when every primary upstream is down (repeatable).
     #[arg(long, value_name = "URL")]
     standby: Vec<String>,
+    /// Proxy worker threads, each with its own event loop [default: gateway.workers, 0 = one per core]
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
     /// model_version label of the quick-start pools.
     #[arg(long, value_name = "V", default_value = "unknown")]
     model_version: String,
@@ -53,6 +56,9 @@ impl Args {
         }
         if let Some(v) = self.admin_token {
             c.admin_token = v;
+        }
+        if let Some(v) = self.workers {
+            c.workers = v;
         }
         if !self.standby.is_empty() && self.upstream.is_empty() {
             problems.push(&Path::root("--standby"), "needs at least one --upstream");
