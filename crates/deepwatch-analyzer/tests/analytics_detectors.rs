@@ -73,3 +73,74 @@ fn leaks_are_found_and_flat_memory_is_left_alone() {
     assert!(leaks.median_delay().unwrap() <= 120.0, "found within two hours: {leaks:?}");
     assert!(flat.false_positives <= 1, "{flat:?}");
 }
+
+/// The figures for docs/benchmarks.md (`bench/analyzer_detectors.sh` runs this in release):
+/// per detector set, incident kind and noise level over ten seeds.
+#[test]
+#[ignore = "evaluation report; run by bench/analyzer_detectors.sh"]
+fn evaluation_report() {
+    let config = AnalyzerConfig::default();
+    let seeds = 1..=10u64;
+    println!("| detectors | series | noise | incidents | recall | precision | median delay (min) | false alerts / week |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let kinds = [
+        None,
+        Some(IncidentKind::Spike),
+        Some(IncidentKind::LevelShift),
+        Some(IncidentKind::SubtleShift),
+    ];
+    for set in ["band", "shift", "band,shift"] {
+        for kind in kinds {
+            for noise in NOISES {
+                let mut total = EventStats::default();
+                let mut weeks = 0;
+                for seed in seeds.clone() {
+                    let series =
+                        traffic(seed + 100, noise, 21, 7, kind, if kind.is_some() { 4 } else { 0 });
+                    let scores = score_labelled(&series, &detectors(set), &config).unwrap();
+                    total.add(&evaluate(&scores, &series.incidents, series.eval_from, 10));
+                    weeks += 1;
+                }
+                print_row(
+                    set,
+                    kind.map_or("normal week", |k| k.name()),
+                    &format!("{:.0} %", noise * 100.0),
+                    &total,
+                    weeks,
+                );
+            }
+        }
+    }
+    for noise_mb in [10.0, 30.0, 100.0] {
+        for leak in [false, true] {
+            let mut total = EventStats::default();
+            let mut weeks = 0;
+            for seed in seeds.clone() {
+                let series = memory(seed + 200, noise_mb, 9, 7, leak);
+                let scores = score_labelled(&series, &detectors("leak"), &config).unwrap();
+                total.add(&evaluate(&scores, &series.incidents, series.eval_from, 0));
+                weeks += 1;
+            }
+            let name = if leak { "memory, leak 2-20 MB/min" } else { "memory, no leak" };
+            print_row("leak", name, &format!("{noise_mb:.0} MB"), &total, weeks);
+        }
+    }
+}
+
+fn print_row(set: &str, series: &str, noise: &str, s: &EventStats, weeks: usize) {
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.0} %", v * 100.0));
+    let fp_per_week =
+        if s.incidents == 0 { s.false_positives as f64 / weeks as f64 } else { f64::NAN };
+    println!(
+        "| {set} | {series} | {noise} | {} | {} | {} | {} | {} |",
+        s.incidents,
+        pct(s.recall()),
+        pct(s.precision()),
+        s.median_delay().map_or("-".to_string(), |d| format!("{d:.0}")),
+        if fp_per_week.is_nan() {
+            format!("({} false of {} alerts)", s.false_positives, s.alerts)
+        } else {
+            format!("{fp_per_week:.2}")
+        }
+    );
+}

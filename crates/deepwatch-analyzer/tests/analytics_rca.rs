@@ -91,3 +91,32 @@ async fn a_report_has_timeline_changes_reproduction_and_pool_comparison() {
     assert_eq!(parsed["alert"], scenario.alert);
     assert!(parsed["candidates"].as_array().unwrap().len() >= 3);
 }
+
+/// The figures for docs/benchmarks.md (`bench/analyzer_rca.sh` runs this in release).
+#[tokio::test]
+#[ignore = "evaluation report; run by bench/analyzer_rca.sh"]
+async fn evaluation_report() {
+    let config = RcaConfig::default();
+    println!("| fault | cases | top-1 | top-3 |");
+    println!("|---|---|---|---|");
+    let (mut all1, mut all3, mut all) = (0, 0, 0);
+    for fault in Fault::ALL {
+        let (mut t1, mut t3) = (0, 0);
+        let cases = 50;
+        for seed in 1000..1000 + cases {
+            let s = generate(fault, seed);
+            let report = rank_with(&s.source, s.at, Some(s.alert), &config).await.unwrap();
+            let p = report.candidates.iter().position(|c| s.is_cause(c));
+            t1 += usize::from(p == Some(0));
+            t3 += usize::from(p.is_some_and(|p| p < 3));
+        }
+        println!(
+            "| {} | {cases} | {:.2} | {:.2} |",
+            fault.name(),
+            t1 as f64 / cases as f64,
+            t3 as f64 / cases as f64
+        );
+        (all1, all3, all) = (all1 + t1, all3 + t3, all + cases as usize);
+    }
+    println!("| all | {all} | {:.2} | {:.2} |", all1 as f64 / all as f64, all3 as f64 / all as f64);
+}

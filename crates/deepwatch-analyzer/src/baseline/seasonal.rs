@@ -157,9 +157,12 @@ impl Baseline for SeasonalMedian {
                 prepared.non_negative,
             ));
         }
-        let Some(c) = self.center(grid, prepared, index) else {
-            let shortest = self.steps(self.periods_secs[0], step);
-            let ready = shortest + self.window_points.max(level_ready);
+        // Every configured period needs a past cycle: a weekly series judged from days alone
+        // would read every weekend as an anomaly, which is a guess, not a baseline.
+        let longest = self.steps(self.periods_secs[self.periods_secs.len() - 1], step);
+        let ready = longest + self.window_points.max(level_ready);
+        let center = self.center(grid, prepared, index);
+        let Some(c) = center.filter(|c| c.offsets.iter().any(|o| o % longest == 0)) else {
             return Expectation::WarmingUp { needed: ready.saturating_sub(index).max(1) };
         };
         // The model's past errors around the same moments, where known.
@@ -282,6 +285,18 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert!(needed > 1, "a full day plus the level window is needed, {needed} more");
+    }
+
+    #[test]
+    fn a_weekly_model_warms_up_until_a_week_has_passed() {
+        let m = model(vec![86_400.0, 604_800.0]);
+        let g = daily(3);
+        let p = m.prepare(&g);
+        let needed = match m.expect(&g, &p, 3 * 1440 - 1) {
+            Expectation::WarmingUp { needed } => needed,
+            other => panic!("days alone are not a weekly baseline: {other:?}"),
+        };
+        assert!(needed > 4 * 1440, "{needed}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! are warming up.
 
 use super::{Detector, PointContext, Verdict};
-use crate::baseline::{Baseline, Expectation, Grid, SeasonalMedian};
+use crate::baseline::{Baseline, Expectation, Grid, Prepared, SeasonalMedian};
 
 /// The verdicts on one point.
 #[derive(Debug, Clone)]
@@ -54,13 +54,23 @@ impl SeriesScorer {
     /// Judges points `from..grid.len()` (present values only), in order.
     pub fn score_from(&mut self, grid: &Grid, from: usize) -> Vec<SeriesVerdict> {
         let prepared = self.baseline.prepare(grid);
+        self.score_prepared(grid, &prepared, from)
+    }
+
+    /// Like `score_from`, with the baseline already fitted on `grid`.
+    pub fn score_prepared(
+        &mut self,
+        grid: &Grid,
+        prepared: &Prepared,
+        from: usize,
+    ) -> Vec<SeriesVerdict> {
         let mut out = Vec::with_capacity(grid.len().saturating_sub(from));
         for index in from..grid.len() {
             let value = grid.values[index];
             if value.is_nan() {
                 continue;
             }
-            let expectation = self.baseline.expect(grid, &prepared, index);
+            let expectation = self.baseline.expect(grid, prepared, index);
             let ctx = PointContext { grid, index, expectation: &expectation };
             let verdicts = self.detectors.iter_mut().map(|d| (d.name(), d.check(&ctx))).collect();
             out.push(SeriesVerdict {
