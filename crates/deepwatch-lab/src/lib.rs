@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod chaos;
+pub mod demo;
 pub mod load;
 pub mod rng;
 pub mod sim;

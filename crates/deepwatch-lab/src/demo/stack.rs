@@ -1,0 +1,293 @@
+//! What the demo runs and how it is wired: the ports (free ones, or consecutive from a base),
+//! and the one `deepwatch.toml` every component reads — three simulators behind the gateway
+//! (blue v1 90 %, green v2 10 %, standby v1 as a cold standby that only a failover uses), the
+//! agent scraping them, the analyzer with golden-prompt probes and a failover policy for the
+//! P1 alert, and the rules spec whose scrape targets and receivers point at this machine.
+
+use std::net::{SocketAddr, TcpListener};
+
+pub const MODEL: &str = "deepseek-r1";
+pub const SIM_TOKEN: &str = "demo-sim-token";
+pub const GATEWAY_TOKEN: &str = "demo-gateway-token";
+pub const CORP_ID: &str = "ww-demo-corp";
+
+/// Every port of the demo.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub blue: u16,
+    pub blue_admin: u16,
+    pub green: u16,
+    pub green_admin: u16,
+    pub standby: u16,
+    pub standby_admin: u16,
+    pub proxy: u16,
+    pub gateway_admin: u16,
+    pub agent: u16,
+    pub analyzer: u16,
+    pub prometheus: u16,
+    pub alertmanager: u16,
+    pub sinks: u16,
+    pub smtp: u16,
+}
+
+/// How many ports the demo uses (`--port-base` takes this many, consecutive).
+pub const PORT_COUNT: u16 = 14;
+
+impl Ports {
+    /// Free loopback ports, all different (every listener is held until all are chosen).
+    pub fn auto() -> std::io::Result<Ports> {
+        let listeners: Vec<TcpListener> =
+            (0..PORT_COUNT).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+        let ports: Vec<u16> =
+            listeners.iter().map(|l| l.local_addr().map(|a| a.port())).collect::<Result<_, _>>()?;
+        Ok(Ports::from_list(&ports))
+    }
+
+    /// `base`, `base + 1`, ... in the field order above.
+    pub fn from_base(base: u16) -> Option<Ports> {
+        base.checked_add(PORT_COUNT)?;
+        let ports: Vec<u16> = (0..PORT_COUNT).map(|i| base + i).collect();
+        Some(Ports::from_list(&ports))
+    }
+
+    fn from_list(p: &[u16]) -> Ports {
+        Ports {
+            blue: p[0],
+            blue_admin: p[1],
+            green: p[2],
+            green_admin: p[3],
+            standby: p[4],
+            standby_admin: p[5],
+            proxy: p[6],
+            gateway_admin: p[7],
+            agent: p[8],
+            analyzer: p[9],
+            prometheus: p[10],
+            alertmanager: p[11],
+            sinks: p[12],
+            smtp: p[13],
+        }
+    }
+}
+
+pub fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+pub fn url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The demo's `deepwatch.toml`.
+pub fn config_text(p: &Ports, state_dir: &str, with_analyzer: bool) -> String {
+    let analyzer_targets =
+        if with_analyzer { format!("[\"127.0.0.1:{}\"]", p.analyzer) } else { "[]".to_string() };
+    let analyzer_webhook = if with_analyzer {
+        format!("http://127.0.0.1:{}/webhook/alertmanager", p.analyzer)
+    } else {
+        // Nobody listens: Alertmanager logs the failed delivery, the demo goes on.
+        format!("http://127.0.0.1:{}/analyzer-disabled", p.sinks)
+    };
+    format!(
+        r#"# Written by `deepwatch demo`; every component of the demo reads this file.
+
+[agent]
+listen = "127.0.0.1:{agent}"
+[agent.process]
+sample_interval_ms = 1000
+# The agent's own resident memory grows while it starts; with the demo's scaled `for` that
+# reads as a leak, so only the engines are watched (through their /metrics).
+include_self = false
+[[agent.engines]]
+name = "blue"
+url = "http://127.0.0.1:{blue}/metrics"
+kind = "vllm"
+interval_ms = 1000
+timeout_ms = 900
+[[agent.engines]]
+name = "green"
+url = "http://127.0.0.1:{green}/metrics"
+kind = "vllm"
+interval_ms = 1000
+timeout_ms = 900
+[[agent.engines]]
+name = "standby"
+url = "http://127.0.0.1:{standby}/metrics"
+kind = "vllm"
+interval_ms = 1000
+timeout_ms = 900
+
+[gateway]
+listen = "127.0.0.1:{proxy}"
+admin_listen = "127.0.0.1:{gateway_admin}"
+admin_token = "{GATEWAY_TOKEN}"
+upstream_connect_timeout_ms = 500
+events_path = "{state_dir}/gateway-events.jsonl"
+# blue serves 90 % and green (the new version) 10 %; standby is cold (weight 0): only a
+# failover (the analyzer's, on the P1 alert) sends traffic there.
+[[gateway.pools]]
+name = "blue"
+weight = 90
+priority = 0
+model_version = "v1"
+upstreams = ["http://127.0.0.1:{blue}"]
+[[gateway.pools]]
+name = "green"
+weight = 10
+priority = 0
+model_version = "v2"
+upstreams = ["http://127.0.0.1:{green}"]
+[[gateway.pools]]
+name = "standby"
+weight = 0
+priority = 1
+model_version = "v1"
+upstreams = ["http://127.0.0.1:{standby}"]
+
+[analyzer]
+listen = "127.0.0.1:{analyzer}"
+prometheus_url = "http://127.0.0.1:{prometheus}"
+query_timeout_ms = 3000
+evaluation_interval_secs = 1
+step_secs = 1
+report_dir = "{state_dir}/reports"
+[analyzer.baseline]
+periods_secs = []
+min_points = 5
+level_window_secs = 20
+level_gap_secs = 2
+[[analyzer.series]]
+name = "request_rate"
+query = "sum by (model, pool) (rate(deepwatch_requests_total[4s]))"
+detectors = ["band", "shift"]
+[[analyzer.series]]
+name = "ttft_p90"
+query = "histogram_quantile(0.9, sum by (model, pool, le) (rate(deepwatch_time_to_first_token_seconds_bucket[4s])))"
+detectors = ["band", "shift"]
+min_band = 0.05
+[[analyzer.series]]
+name = "probe_accuracy"
+query = "deepwatch_probe_accuracy_ratio"
+detectors = ["accuracy"]
+[analyzer.drift]
+window_secs = 15
+reference_offset_secs = 30
+min_samples = 10
+[analyzer.rca]
+lookback_secs = 300
+after_secs = 30
+step_secs = 1
+
+[remediation]
+state_dir = "{state_dir}/analyzer"
+[remediation.gateway]
+url = "http://127.0.0.1:{gateway_admin}"
+token = "{GATEWAY_TOKEN}"
+# P1: the model answers nothing -> send all traffic to the standby pool. Failing back is an
+# operator's decision (the demo takes it once the fault is gone).
+[[remediation.policies]]
+name = "model_unavailable"
+matchers = ['alertname="ModelUnavailable"', 'severity="critical"']
+actions = ["failover_to_standby"]
+revert_on_resolve = false
+[[remediation.actions]]
+name = "failover_to_standby"
+kind = "failover"
+pool = "standby"
+cooldown_secs = 60
+
+[probes]
+enabled = true
+gateway_url = "http://127.0.0.1:{proxy}"
+interval_secs = 2
+timeout_secs = 1
+max_tokens = 4
+[[probes.targets]]
+model = "{MODEL}"
+model_version = "v1"
+[[probes.targets.prompts]]
+name = "answers"
+prompt = "Say a few words."
+check = "regex"
+expect = '\w+'
+
+[rules]
+# No maintenance window: the demo must not be muted on a Sunday night.
+maintenance = []
+[rules.receivers]
+phone_webhook_url = "http://127.0.0.1:{sinks}/sms"
+analyzer_webhook_url = "{analyzer_webhook}"
+[rules.receivers.wecom]
+api_url = "http://127.0.0.1:{sinks}/cgi-bin/"
+corp_id = "{CORP_ID}"
+agent_id = "1000002"
+api_secret = "demo-secret"
+to_party = "1"
+[rules.receivers.email]
+smarthost = "127.0.0.1:{smtp}"
+from = "deepwatch-demo@localhost"
+to = "oncall@localhost"
+[rules.targets]
+agents = ["127.0.0.1:{agent}"]
+gateways = ["127.0.0.1:{gateway_admin}"]
+analyzer = {analyzer_targets}
+node_exporter = []
+pushgateway = []
+alertmanager = ["127.0.0.1:{alertmanager}"]
+kubernetes_sd = false
+"#,
+        agent = p.agent,
+        blue = p.blue,
+        green = p.green,
+        standby = p.standby,
+        proxy = p.proxy,
+        gateway_admin = p.gateway_admin,
+        analyzer = p.analyzer,
+        prometheus = p.prometheus,
+        alertmanager = p.alertmanager,
+        sinks = p.sinks,
+        smtp = p.smtp,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deepwatch_core::config::Config;
+
+    #[test]
+    fn demo_config_is_valid_with_and_without_the_analyzer() {
+        let ports = Ports::from_base(20000).unwrap();
+        for with in [true, false] {
+            let config = Config::from_toml_str(&config_text(&ports, "/tmp/x", with)).unwrap();
+            config.validate().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(config.gateway.pools.len(), 3);
+            assert_eq!(config.rules.targets.analyzer.len(), usize::from(with));
+        }
+    }
+
+    #[test]
+    fn automatic_ports_are_distinct() {
+        let p = Ports::auto().unwrap();
+        let mut all = vec![
+            p.blue,
+            p.blue_admin,
+            p.green,
+            p.green_admin,
+            p.standby,
+            p.standby_admin,
+            p.proxy,
+            p.gateway_admin,
+            p.agent,
+            p.analyzer,
+            p.prometheus,
+            p.alertmanager,
+            p.sinks,
+            p.smtp,
+        ];
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), PORT_COUNT as usize);
+        assert!(Ports::from_base(65530).is_none());
+    }
+}

@@ -1,0 +1,35 @@
+//! Shared by the end-to-end tests of the `deepwatch` binary: HTTP receivers that record what
+//! Alertmanager delivers (webhook, WeCom API), an SMTP sink (python3-aiosmtpd), the Grafana
+//! panel-query expander, and the child processes of the real binary.
+#![allow(dead_code)]
+
+pub mod grafana;
+pub mod procs;
+pub mod recorder;
+pub mod smtp;
+
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Seconds since `t0`, for figures printed by the tests.
+pub fn secs_since(t0: Instant, t: Instant) -> f64 {
+    t.saturating_duration_since(t0).as_secs_f64()
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or returns `None` after `timeout`.
+pub async fn poll<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
