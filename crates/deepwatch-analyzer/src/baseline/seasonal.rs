@@ -7,8 +7,9 @@
 //! standard deviations of the model's own past errors: the median absolute residual around the
 //! same moments of earlier periods, so the band is wide where the model was wrong before (busy
 //! hours, noisy series, smoothed counters) and narrow where it was right. Until such residuals
-//! exist, local noise and the candidates' disagreement stand in. Without seasonality, a
-//! trailing median and MAD take their place.
+//! exist, local noise and the candidates' disagreement stand in. Without seasonality, the
+//! median of the last quarter hour predicts, and the band comes from that prediction's own
+//! past errors (and the window's MAD), so slow drifts and cycles widen it instead of alarming.
 
 use super::rolling::{median, rolling_mad, rolling_median, weighted_median};
 use super::{Band, Baseline, Expectation, Grid, MAD_TO_SIGMA};
@@ -55,12 +56,22 @@ impl SeasonalMedian {
         (secs / step).round().max(1.0) as usize
     }
 
+    /// Points of the trailing level window. Without seasonality the level is the prediction
+    /// itself, so it must follow the series closely: a short recent window.
     fn level_points(&self, step: f64) -> usize {
-        let window = self.steps(self.level_window_secs, step);
         if self.periods_secs.is_empty() {
-            window.max(self.min_points)
+            NONSEASONAL_WINDOW
         } else {
-            window
+            self.steps(self.level_window_secs, step)
+        }
+    }
+
+    /// Points between the level window and now.
+    fn gap_points(&self, step: f64) -> usize {
+        if self.periods_secs.is_empty() {
+            0
+        } else {
+            self.steps(self.level_gap_secs, step)
         }
     }
 
@@ -95,6 +106,11 @@ pub struct Prepared {
     non_negative: bool,
 }
 
+/// Trailing points whose median predicts a series without seasonality (the last quarter hour
+/// at one point a minute): short enough to follow slow drifts and cycles, long enough that a
+/// spike does not move it.
+const NONSEASONAL_WINDOW: usize = 15;
+
 /// Half-width, in points, of the window of residuals that sets the band's scale.
 const RESIDUAL_WINDOW: usize = 30;
 /// Residuals needed in that window before they set the scale.
@@ -109,7 +125,7 @@ impl Baseline for SeasonalMedian {
         let values = &grid.values;
         let w = self.window_points;
         let h = self.level_points(grid.step);
-        let gap = self.steps(self.level_gap_secs, grid.step);
+        let gap = self.gap_points(grid.step);
         let trailing = rolling_median(values, h - 1, 0);
         let shift = |series: &[f64]| -> Vec<f64> {
             (0..values.len())
@@ -125,6 +141,16 @@ impl Baseline for SeasonalMedian {
             residual_scale: Vec::new(),
             non_negative: values.iter().all(|v| v.is_nan() || *v >= 0.0),
         };
+        if !seasonal {
+            // The trailing median's own past errors (it lags trends and slow cycles), from a
+            // window twice the level window ending `gap` back, so a fresh incident does not widen
+            // the band it is judged by.
+            let residuals: Vec<f64> =
+                values.iter().zip(&prepared.level).map(|(v, l)| (v - l).abs()).collect();
+            let trailing = rolling_median_counted_trailing(&residuals, 8 * h);
+            prepared.residual_scale =
+                shift(&trailing).into_iter().map(|m| MAD_TO_SIGMA * m).collect();
+        }
         if seasonal {
             // First pass: the model's error at every point it could have predicted.
             let residuals: Vec<f64> = (0..values.len())
@@ -144,13 +170,16 @@ impl Baseline for SeasonalMedian {
     fn expect(&self, grid: &Grid, prepared: &Prepared, index: usize) -> Expectation {
         let step = grid.step;
         let h = self.level_points(step);
-        let gap = self.steps(self.level_gap_secs, step);
+        let gap = self.gap_points(step);
         let level_ready = gap + h;
         if self.periods_secs.is_empty() {
-            if index < level_ready || prepared.level[index].is_nan() {
-                return Expectation::WarmingUp { needed: level_ready.saturating_sub(index).max(1) };
+            let ready = (gap + h).max(self.min_points);
+            if index < ready || prepared.level[index].is_nan() {
+                return Expectation::WarmingUp { needed: ready.saturating_sub(index).max(1) };
             }
-            let sigma = MAD_TO_SIGMA * prepared.level_mad[index];
+            let spread = MAD_TO_SIGMA * prepared.level_mad[index];
+            let past_errors = prepared.residual_scale.get(index).copied().unwrap_or(f64::NAN);
+            let sigma = if past_errors.is_nan() { spread } else { spread.max(past_errors) };
             return Expectation::Band(self.band(
                 prepared.level[index],
                 sigma,
@@ -193,7 +222,7 @@ impl SeasonalMedian {
     /// The weighted median of level-aligned seasonal candidates; `None` without candidates.
     fn center(&self, grid: &Grid, prepared: &Prepared, index: usize) -> Option<Center> {
         let step = grid.step;
-        let level_ready = self.steps(self.level_gap_secs, step) + self.level_points(step);
+        let level_ready = self.gap_points(step) + self.level_points(step);
         let w = self.window_points;
         let now_level = prepared.level.get(index).copied().unwrap_or(f64::NAN);
         if now_level.is_nan() {
@@ -233,6 +262,22 @@ impl SeasonalMedian {
         let fallback_sigma = (local_noise * local_noise + disagreement * disagreement).sqrt();
         Some(Center { expected, fallback_sigma, offsets })
     }
+}
+
+/// Rolling median over the `window` points ending at each index, NaN where fewer than
+/// `MIN_RESIDUALS` exist.
+fn rolling_median_counted_trailing(values: &[f64], window: usize) -> Vec<f64> {
+    let medians = rolling_median(values, window.saturating_sub(1), 0);
+    let mut present = 0usize;
+    let mut out = Vec::with_capacity(values.len());
+    for (i, v) in values.iter().enumerate() {
+        present += usize::from(!v.is_nan());
+        if i >= window {
+            present -= usize::from(!values[i - window].is_nan());
+        }
+        out.push(if present >= MIN_RESIDUALS { medians[i] } else { f64::NAN });
+    }
+    out
 }
 
 /// Centred rolling median over `+-half` points, NaN where fewer than `MIN_RESIDUALS` exist.
