@@ -2,7 +2,8 @@
 //! `promtool tsdb create-blocks-from openmetrics`: `Analytics` reports itself degraded while
 //! Prometheus is unreachable and catches up on the missed range when it answers again; root-
 //! cause ranking through `PromSource` (the built-in PromQL candidates) puts the injected cause
-//! first. Time is a manual clock set to the backfilled range.
+//! first; output drift is measured per model_version and between the blue and green pools from
+//! backfilled response-length histograms. Time is a manual clock set to the backfilled range.
 
 use deepwatch_analyzer::prom::{PromClient, PromOptions};
 use deepwatch_analyzer::rca::scenarios::{generate, Fault};
@@ -211,4 +212,96 @@ async fn rca_from_prometheus_ranks_the_injected_cause_first() {
             );
         }
     }
+}
+
+/// Cumulative bucket counts of `n` responses spread over `TOKEN_COUNT` buckets by `weights`.
+fn buckets_for(weights: &[f64], n: f64) -> Vec<f64> {
+    let total: f64 = weights.iter().sum();
+    let mut acc = 0.0;
+    weights
+        .iter()
+        .map(|w| {
+            acc += (n * w / total).round();
+            acc
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn drift_is_measured_per_version_and_between_pools() {
+    use deepwatch_core::catalog::buckets::TOKEN_COUNT;
+    use deepwatch_core::catalog::gateway::RESPONSE_COMPLETION_TOKENS;
+    let name = RESPONSE_COMPLETION_TOKENS.name;
+    // Length distributions over the 16 TOKEN_COUNT buckets: long answers, and short ones.
+    let long: Vec<f64> =
+        (0..TOKEN_COUNT.len()).map(|i| if (6..11).contains(&i) { 4.0 } else { 0.5 }).collect();
+    let short: Vec<f64> =
+        (0..TOKEN_COUNT.len()).map(|i| if (2..6).contains(&i) { 4.0 } else { 0.5 }).collect();
+    let step = 300.0;
+    let points = (26.0 * 3600.0 / step) as usize;
+    let end = T0 + (points - 1) as f64 * step;
+    let mut om = format!("# TYPE {name} histogram\n");
+    // (model_version, pool, responses per step, weights before, weights in the last 2 hours)
+    let series = [("v1", "blue", 60.0, &long, &long), ("v2", "green", 30.0, &long, &short)];
+    for (version, pool, rate, before, after) in series {
+        let mut cumulative = vec![0.0; TOKEN_COUNT.len()];
+        let mut count = 0.0;
+        for k in 0..points {
+            let t = T0 + k as f64 * step;
+            let weights = if t > end - 7200.0 { after } else { before };
+            for (c, add) in cumulative.iter_mut().zip(buckets_for(weights, rate)) {
+                *c += add;
+            }
+            count = *cumulative.last().unwrap();
+            let labels = format!("model=\"m\",model_version=\"{version}\",pool=\"{pool}\"");
+            for (edge, c) in TOKEN_COUNT.iter().zip(&cumulative) {
+                om.push_str(&format!("{name}_bucket{{{labels},le=\"{edge}\"}} {c} {t}\n"));
+            }
+            om.push_str(&format!("{name}_bucket{{{labels},le=\"+Inf\"}} {count} {t}\n"));
+            om.push_str(&format!("{name}_count{{{labels}}} {count} {t}\n"));
+            om.push_str(&format!("{name}_sum{{{labels}}} {} {t}\n", count * 300.0));
+        }
+        let _ = count;
+    }
+    om.push_str("# EOF\n");
+    let tsdb = backfill(&om);
+    let server = prometheus(tsdb.path(), free_addr()).await;
+    let mut config = AnalyzerConfig {
+        prometheus_url: server.url(),
+        series: vec![],
+        ..AnalyzerConfig::default()
+    };
+    config.drift.window_secs = 3600;
+    let clock = Arc::new(ManualClock::default());
+    clock.set(end);
+    let analytics = Analytics::new(&config, PromClient::from_config(&config).unwrap(), clock);
+    analytics.tick().await;
+    assert!(!analytics.is_degraded());
+    let text = rendered(&analytics);
+    let get = |metric: &str, labels: &str| {
+        sample(&text, &format!("{metric}{{{labels}}}"))
+            .unwrap_or_else(|| panic!("{metric}{{{labels}}} missing:\n{text}"))
+    };
+    let stable = "model=\"m\",model_version=\"v1\",pool=\"blue\",kind=\"length\"";
+    let changed = "model=\"m\",model_version=\"v2\",pool=\"green\",kind=\"length\"";
+    assert!(
+        get("deepwatch_drift_divergence", stable) < get("deepwatch_drift_threshold", stable),
+        "{text}"
+    );
+    assert!(
+        get("deepwatch_drift_divergence", changed) > get("deepwatch_drift_threshold", changed),
+        "{text}"
+    );
+    let pools = "model=\"m\",pool=\"green\",reference_pool=\"blue\",kind=\"length\"";
+    assert!(
+        get("deepwatch_drift_pool_divergence", pools)
+            > get("deepwatch_drift_pool_threshold", pools),
+        "{text}"
+    );
+    assert!(
+        get("deepwatch_detector_findings_total", "detector=\"drift\",series=\"length\"") >= 2.0
+    );
+    // Never below the configured KL threshold (small windows raise it; see detect::drift).
+    assert!(get("deepwatch_drift_threshold", changed) >= 0.1);
+    assert!(get("deepwatch_drift_threshold", stable) >= 0.1);
 }
