@@ -22,8 +22,26 @@ use std::sync::Arc;
 pub struct Upstream {
     /// Base URL without a trailing slash.
     pub url: String,
+    /// `host:port` to connect to.
+    pub authority: String,
     pub pool: String,
     pub health: Health,
+}
+
+/// `host:port` of a base URL (port 80 when absent).
+pub fn authority_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("localhost");
+            let port = u.port_or_known_default().unwrap_or(80);
+            if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            }
+        }
+        Err(_) => url.trim_start_matches("http://").to_string(),
+    }
 }
 
 /// A pool of upstreams serving one model version.
@@ -133,6 +151,7 @@ impl Pools {
                     .map(|u| {
                         Arc::new(Upstream {
                             url: normalize_url(u),
+                            authority: authority_of(u),
                             pool: c.name.clone(),
                             health: Health::new(c.health.clone(), now),
                         })
@@ -329,6 +348,7 @@ impl Pools {
         }
         let mut list = (**guard).clone();
         list.push(Arc::new(Upstream {
+            authority: authority_of(&url),
             url: url.clone(),
             pool: pool.name.clone(),
             health: Health::new(pool.health_cfg.clone(), self.clock.now()),

@@ -4,7 +4,7 @@
 //! OpenAI-shaped error. Streams are handed to `stream::ProxyStream` once the upstream's headers
 //! say 2xx and `text/event-stream`.
 
-use super::client::{attempt, AttemptError};
+use super::client::AttemptError;
 use super::record::Record;
 use super::stream::{PendingHead, ProxyStream};
 use super::{reject, EMBEDDINGS};
@@ -47,8 +47,10 @@ fn build(
     out: &Outgoing,
     id: &str,
 ) -> Result<http::Request<Full<Bytes>>, ApiError> {
-    let uri = format!("{}{}", route.upstream.url, out.path_and_query);
-    let mut req = http::Request::builder().method(out.method.clone()).uri(uri);
+    let mut req = http::Request::builder()
+        .method(out.method.clone())
+        .uri(out.path_and_query.as_str())
+        .header(header::HOST, route.upstream.authority.as_str());
     if let Some(ct) = &out.content_type {
         req = req.header(header::CONTENT_TYPE, ct.clone());
     }
@@ -70,6 +72,21 @@ fn build(
     })
 }
 
+/// Sends one attempt over this thread's upstream connections and waits for the head.
+async fn attempt(
+    key: String,
+    request: http::Request<Full<Bytes>>,
+    header_timeout: std::time::Duration,
+    connect_timeout: std::time::Duration,
+) -> Result<http::Response<super::conn::UpstreamBody>, AttemptError> {
+    match tokio::time::timeout(header_timeout, super::conn::send(&key, request, connect_timeout))
+        .await
+    {
+        Err(_) => Err(AttemptError::HeaderTimeout(header_timeout.as_millis() as u64)),
+        Ok(r) => r,
+    }
+}
+
 /// One failed attempt, kept to answer with if no retry succeeds.
 struct Failure {
     err: ApiError,
@@ -84,7 +101,6 @@ pub async fn run(
     opts: Options,
 ) -> Response {
     let max_attempts = 1 + shared.cfg.retry.attempts as usize;
-    let client = super::client::for_this_thread(shared.connect_timeout);
     let mut tried: Vec<Arc<crate::pools::Upstream>> = Vec::new();
     let mut last: Option<Failure> = None;
     for n in 0..max_attempts {
@@ -103,8 +119,12 @@ pub async fn run(
         let sent = shared.clock.now();
         let result = match (record.stream, shared.keepalive) {
             (true, Some(every)) => {
-                let mut head: PendingHead =
-                    Box::pin(attempt(client.clone(), request, shared.header_timeout));
+                let mut head: PendingHead = Box::pin(attempt(
+                    route.upstream.authority.clone(),
+                    request,
+                    shared.header_timeout,
+                    shared.connect_timeout,
+                ));
                 tokio::select! {
                     biased;
                     r = &mut head => r,
@@ -118,7 +138,15 @@ pub async fn run(
                     }
                 }
             }
-            _ => attempt(client.clone(), request, shared.header_timeout).await,
+            _ => {
+                attempt(
+                    route.upstream.authority.clone(),
+                    request,
+                    shared.header_timeout,
+                    shared.connect_timeout,
+                )
+                .await
+            }
         };
         let headers_at = shared.clock.now();
         record.upstream_wait += headers_at.saturating_duration_since(sent);

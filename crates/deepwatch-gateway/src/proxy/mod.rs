@@ -3,6 +3,7 @@
 //! Every exit goes through the request's `Record`, so each request is counted exactly once.
 
 pub mod client;
+mod conn;
 mod forward;
 pub mod record;
 pub mod request;

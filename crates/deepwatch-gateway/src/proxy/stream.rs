@@ -5,6 +5,7 @@
 //! while the upstream is silent, and ends every broken stream with an SSE error event.
 
 use super::client::AttemptError;
+use super::conn::UpstreamBody;
 use super::forward::Options;
 use super::record::Record;
 use crate::error::ApiError;
@@ -17,7 +18,7 @@ use bytes::Bytes;
 use deepwatch_core::config::gateway::ScanAction;
 use deepwatch_core::error::ErrorCode;
 use futures_util::Stream;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body as _;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -27,16 +28,18 @@ use tokio::time::{Instant, Sleep};
 
 const KEEPALIVE: &[u8] = b": keep-alive\n\n";
 
+type FramePoll = Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>>;
+
 /// The upstream attempt whose response headers are still awaited.
 pub type PendingHead =
-    Pin<Box<dyn Future<Output = Result<http::Response<Incoming>, AttemptError>> + Send>>;
+    Pin<Box<dyn Future<Output = Result<http::Response<UpstreamBody>, AttemptError>> + Send>>;
 
 pub struct ProxyStream {
     shared: Arc<Shared>,
     record: Record,
     /// Response headers not here yet (the stream was committed to keep the client alive).
     head: Option<PendingHead>,
-    upstream: Option<Incoming>,
+    upstream: Option<UpstreamBody>,
     scanner: SseScanner,
     events: Vec<SseEvent>,
     queue: VecDeque<Bytes>,
@@ -70,14 +73,19 @@ impl ProxyStream {
         s
     }
 
-    pub fn new(shared: Arc<Shared>, record: Record, upstream: Incoming, opts: &Options) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        record: Record,
+        upstream: UpstreamBody,
+        opts: &Options,
+    ) -> Self {
         ProxyStream::build(shared, record, Some(upstream), opts)
     }
 
     fn build(
         shared: Arc<Shared>,
         record: Record,
-        upstream: Option<Incoming>,
+        upstream: Option<UpstreamBody>,
         opts: &Options,
     ) -> Self {
         let now = shared.clock.now();
@@ -316,7 +324,7 @@ impl ProxyStream {
     }
 
     /// The late response headers arrived (or the attempt failed).
-    fn on_head(&mut self, result: Result<http::Response<Incoming>, AttemptError>) {
+    fn on_head(&mut self, result: Result<http::Response<UpstreamBody>, AttemptError>) {
         let now = self.shared.clock.now();
         if let Some(started) = self.head_started.take() {
             self.record.upstream_wait += now.saturating_duration_since(started);
@@ -355,7 +363,22 @@ impl ProxyStream {
         self.fail(outcome, err);
     }
 
+    fn on_broken(&mut self, e: hyper::Error) {
+        if self.closing {
+            return;
+        }
+        let err = ApiError::new(
+            ErrorCode::BadGateway,
+            "stream_cut",
+            format!("upstream connection broke mid-stream: {e}"),
+        );
+        self.fail(Outcome::StreamCut, err);
+    }
+
     fn on_end(&mut self) {
+        if self.closing {
+            return;
+        }
         self.flush_output(None);
         if self.closing {
             return;
@@ -441,10 +464,33 @@ impl Stream for ProxyStream {
                 this.closing = true;
                 continue;
             };
-            match Pin::new(upstream).poll_frame(cx) {
+            match Pin::new(&mut *upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    let Ok(data) = frame.into_data() else { continue };
+                    let Ok(first) = frame.into_data() else { continue };
                     let t = this.shared.clock.now();
+                    // Everything the upstream already sent leaves together: one write, and
+                    // the events inside are still forwarded unchanged and in order.
+                    let mut more: Option<bytes::BytesMut> = None;
+                    let mut after: Option<FramePoll> = None;
+                    loop {
+                        match Pin::new(&mut *upstream).poll_frame(cx) {
+                            Poll::Ready(Some(Ok(f))) => {
+                                if let Ok(d) = f.into_data() {
+                                    more.get_or_insert_with(|| bytes::BytesMut::from(&first[..]))
+                                        .extend_from_slice(&d);
+                                }
+                            }
+                            Poll::Pending => break,
+                            end => {
+                                after = Some(end);
+                                break;
+                            }
+                        }
+                    }
+                    let data = match more {
+                        Some(m) => m.freeze(),
+                        None => first,
+                    };
                     this.idle.as_mut().reset(t + this.shared.idle_timeout);
                     if let (Some(k), Some(every)) = (this.keepalive.as_mut(), this.shared.keepalive)
                     {
@@ -453,15 +499,13 @@ impl Stream for ProxyStream {
                     this.on_frame(data, t);
                     this.record.stream_overhead +=
                         this.shared.clock.now().saturating_duration_since(t);
+                    match after {
+                        Some(Poll::Ready(None)) => this.on_end(),
+                        Some(Poll::Ready(Some(Err(e)))) => this.on_broken(e),
+                        _ => {}
+                    }
                 }
-                Poll::Ready(Some(Err(e))) => {
-                    let err = ApiError::new(
-                        ErrorCode::BadGateway,
-                        "stream_cut",
-                        format!("upstream connection broke mid-stream: {e}"),
-                    );
-                    this.fail(Outcome::StreamCut, err);
-                }
+                Poll::Ready(Some(Err(e))) => this.on_broken(e),
                 Poll::Ready(None) => this.on_end(),
                 Poll::Pending => {
                     if this.idle.as_mut().poll(cx).is_ready() {
