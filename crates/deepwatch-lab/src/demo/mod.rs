@@ -11,6 +11,7 @@
 
 pub mod procs;
 pub mod scenario;
+mod setup;
 pub mod sinks;
 pub mod stack;
 mod summary;
@@ -18,12 +19,14 @@ pub mod timeline;
 pub mod watch;
 
 pub use scenario::Fault;
+pub use setup::find_tool;
 pub use timeline::Event;
 
 use crate::chaos::SimAdmin;
 use crate::load::{Dist, LoadOptions, Mode, Profile, Silent};
 use deepwatch_core::config::{rules::RulesConfig, Config};
 use procs::Supervisor;
+use setup::{prepare_state_dir, print_urls, Signals};
 use stack::{url, Ports};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,65 +93,12 @@ pub struct DemoReport {
     pub events: Vec<Event>,
 }
 
-/// Finds a server binary: the given path, else PATH, else /usr/bin, /usr/sbin, /usr/local/bin.
-pub fn find_tool(
-    names: &[&str],
-    given: Option<&Path>,
-    package: &str,
-) -> Result<PathBuf, DemoError> {
-    let hint = format!(
-        "install it with `sudo apt-get install {package}` (or run ./scripts/install-deps.sh, which \
-         installs everything the demo needs)"
-    );
-    if let Some(path) = given {
-        if path.is_file() {
-            return Ok(path.to_path_buf());
-        }
-        return Err(DemoError::MissingTool(format!(
-            "{} not found at {}; {hint}",
-            names[0],
-            path.display()
-        )));
-    }
-    let mut dirs: Vec<PathBuf> =
-        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
-    dirs.extend(["/usr/bin", "/usr/sbin", "/usr/local/bin"].map(PathBuf::from));
-    for name in names {
-        if let Some(found) = dirs.iter().map(|d| d.join(name)).find(|p| p.is_file()) {
-            return Ok(found);
-        }
-    }
-    Err(DemoError::MissingTool(format!(
-        "{} not found (looked on PATH and in /usr/bin, /usr/sbin, /usr/local/bin); the demo runs \
-         the real Prometheus and Alertmanager: {hint}, or pass --{} PATH",
-        names[0],
-        if package == "prometheus" { "prometheus" } else { "alertmanager" }
-    )))
-}
-
-/// Makes the state directory ready for a fresh run; refuses when a demo still runs there.
-fn prepare_state_dir(dir: &Path) -> Result<(), DemoError> {
-    std::fs::create_dir_all(dir)?;
-    if let Ok(text) = std::fs::read_to_string(dir.join("pids")) {
-        for pid in text.lines().filter_map(|l| l.split_whitespace().nth(1)?.parse::<u32>().ok()) {
-            if procs::alive(pid) {
-                return Err(DemoError::Busy { dir: dir.display().to_string(), pid });
-            }
-        }
-    }
-    for old in ["deploy", "logs", "prometheus-data", "alertmanager-data", "analyzer", "reports"] {
-        let path = dir.join(old);
-        if path.exists() {
-            std::fs::remove_dir_all(&path)?;
-        }
-    }
-    Ok(())
-}
-
 /// Runs the demo until Ctrl-C/SIGTERM or `duration`; every child is stopped before it returns,
 /// and also when it fails or panics.
 pub async fn run(options: DemoOptions, generate: Generate) -> Result<DemoReport, DemoError> {
     let t0 = Instant::now();
+    // Handlers first: a Ctrl-C during start-up must stop the children too, not kill the demo.
+    let mut signals = Signals::new()?;
     let prometheus = find_tool(&["prometheus"], options.prometheus.as_deref(), "prometheus")?;
     let alertmanager = find_tool(
         &["prometheus-alertmanager", "alertmanager"],
@@ -192,6 +142,7 @@ pub async fn run(options: DemoOptions, generate: Generate) -> Result<DemoReport,
     let mut sup = Supervisor::new(&dir)?;
     let outcome = run_stack(
         &options,
+        &mut signals,
         &mut sup,
         &ports,
         &dir,
@@ -238,6 +189,7 @@ pub async fn run(options: DemoOptions, generate: Generate) -> Result<DemoReport,
 #[allow(clippy::too_many_arguments)]
 async fn run_stack(
     options: &DemoOptions,
+    signals: &mut Signals,
     sup: &mut Supervisor,
     ports: &Ports,
     dir: &Path,
@@ -246,6 +198,101 @@ async fn run_stack(
     timeline: &Timeline,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<&'static str, DemoError> {
+    let startup = start_children(options, sup, ports, dir, prometheus, alertmanager, timeline);
+    tokio::select! {
+        started = startup => started?,
+        reason = signals.recv() => return Ok(reason),
+    }
+    let prom_url = url(ports.prometheus);
+    let admin_url = url(ports.gateway_admin);
+    tasks.push(tokio::spawn(watch::alerts(prom_url.clone(), timeline.clone())));
+    tasks.push(tokio::spawn(watch::inhibitions(url(ports.alertmanager), timeline.clone())));
+    tasks.push(tokio::spawn(watch::gateway_events(
+        admin_url.clone(),
+        stack::GATEWAY_TOKEN.into(),
+        timeline.clone(),
+    )));
+    if options.analyzer {
+        tasks.push(tokio::spawn(watch::reports(url(ports.analyzer), timeline.clone())));
+    }
+    if options.load {
+        let load = LoadOptions {
+            target: url(ports.proxy),
+            model: stack::MODEL.into(),
+            mode: Mode::Open { rate: options.rate, profile: Profile::Constant },
+            max_requests: u64::MAX / 2,
+            duration: Duration::from_secs(7 * 86_400),
+            prompt_tokens: Dist::Fixed { value: 16 },
+            // Short answers keep the healthy median under the inference-latency warning (0.18 s).
+            output_tokens: Dist::Fixed { value: 4 },
+            timeout: Duration::from_secs(30),
+            max_in_flight: 1000,
+            ..LoadOptions::default()
+        };
+        timeline.info(format!(
+            "load: {} requests/s through the gateway ({})",
+            options.rate,
+            url(ports.proxy)
+        ));
+        tasks.push(tokio::spawn(async move {
+            let _ = crate::load::run(load, Arc::new(Silent)).await;
+        }));
+    }
+    let sim_admin = |port: u16| {
+        SimAdmin::new(&url(port), stack::SIM_TOKEN).map_err(|e| DemoError::Config(e.to_string()))
+    };
+    let targets = scenario::Targets {
+        blue: sim_admin(ports.blue_admin)?,
+        green: sim_admin(ports.green_admin)?,
+        gateway_admin: admin_url,
+        gateway_token: stack::GATEWAY_TOKEN.into(),
+        prometheus: prom_url,
+    };
+    let schedule = scenario::Schedule {
+        faults: options.faults.clone(),
+        warmup: options.warmup,
+        hold: options.hold,
+        settle: Duration::from_secs(180),
+    };
+
+    let deadline = options.duration.map(|d| Instant::now() + d);
+    let mut scenario = std::pin::pin!(scenario::run(schedule, &targets, timeline.clone()));
+    let mut scenario_done = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let reason = loop {
+        tokio::select! {
+            _ = &mut scenario, if !scenario_done => {
+                scenario_done = true;
+                if deadline.is_none() {
+                    timeline.info("the stack keeps running: open the URLs above; Ctrl-C stops everything");
+                }
+            }
+            reason = signals.recv() => break reason,
+            _ = tick.tick() => {
+                if let Some(e) = sup.exited() {
+                    scenario::revert_all(&targets).await;
+                    return Err(e);
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break "--duration reached";
+                }
+            }
+        }
+    };
+    scenario::revert_all(&targets).await;
+    Ok(reason)
+}
+
+/// Starts every child, waits until each answers and Prometheus scrapes them all.
+async fn start_children(
+    options: &DemoOptions,
+    sup: &mut Supervisor,
+    ports: &Ports,
+    dir: &Path,
+    prometheus: &Path,
+    alertmanager: &Path,
+    timeline: &Timeline,
+) -> Result<(), DemoError> {
     let exe = options.executable.as_path();
     let config = dir.join("deepwatch.toml").display().to_string();
     let s = |v: &str| v.to_string();
@@ -324,132 +371,11 @@ async fn run_stack(
     );
     print_urls(ports, dir, options.analyzer);
 
-    let prom_url = url(ports.prometheus);
-    let admin_url = url(ports.gateway_admin);
-    match watch::targets_up(&prom_url, Duration::from_secs(30)).await {
+    match watch::targets_up(&url(ports.prometheus), Duration::from_secs(30)).await {
         Some(n) => timeline.info(format!("Prometheus scrapes all {n} targets")),
         None => {
             timeline.info("not every Prometheus target is up after 30s (see its /targets page)")
         }
     }
-    tasks.push(tokio::spawn(watch::alerts(prom_url.clone(), timeline.clone())));
-    tasks.push(tokio::spawn(watch::inhibitions(url(ports.alertmanager), timeline.clone())));
-    tasks.push(tokio::spawn(watch::gateway_events(
-        admin_url.clone(),
-        stack::GATEWAY_TOKEN.into(),
-        timeline.clone(),
-    )));
-    if options.analyzer {
-        tasks.push(tokio::spawn(watch::reports(url(ports.analyzer), timeline.clone())));
-    }
-    if options.load {
-        let load = LoadOptions {
-            target: url(ports.proxy),
-            model: stack::MODEL.into(),
-            mode: Mode::Open { rate: options.rate, profile: Profile::Constant },
-            max_requests: u64::MAX / 2,
-            duration: Duration::from_secs(7 * 86_400),
-            prompt_tokens: Dist::Fixed { value: 16 },
-            // Short answers keep the healthy median under the inference-latency warning (0.18 s).
-            output_tokens: Dist::Fixed { value: 4 },
-            timeout: Duration::from_secs(30),
-            max_in_flight: 1000,
-            ..LoadOptions::default()
-        };
-        timeline.info(format!(
-            "load: {} requests/s through the gateway ({})",
-            options.rate,
-            url(ports.proxy)
-        ));
-        tasks.push(tokio::spawn(async move {
-            let _ = crate::load::run(load, Arc::new(Silent)).await;
-        }));
-    }
-    let sim_admin = |port: u16| {
-        SimAdmin::new(&url(port), stack::SIM_TOKEN).map_err(|e| DemoError::Config(e.to_string()))
-    };
-    let targets = scenario::Targets {
-        blue: sim_admin(ports.blue_admin)?,
-        green: sim_admin(ports.green_admin)?,
-        gateway_admin: admin_url,
-        gateway_token: stack::GATEWAY_TOKEN.into(),
-        prometheus: prom_url,
-    };
-    let schedule = scenario::Schedule {
-        faults: options.faults.clone(),
-        warmup: options.warmup,
-        hold: options.hold,
-        settle: Duration::from_secs(180),
-    };
-
-    let deadline = options.duration.map(|d| Instant::now() + d);
-    let mut scenario = std::pin::pin!(scenario::run(schedule, &targets, timeline.clone()));
-    let mut scenario_done = false;
-    let mut signals = std::pin::pin!(shutdown_signal());
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let reason = loop {
-        tokio::select! {
-            _ = &mut scenario, if !scenario_done => {
-                scenario_done = true;
-                if deadline.is_none() {
-                    timeline.info("the stack keeps running: open the URLs above; Ctrl-C stops everything");
-                }
-            }
-            reason = &mut signals => break reason,
-            _ = tick.tick() => {
-                if let Some(e) = sup.exited() {
-                    scenario::revert_all(&targets).await;
-                    return Err(e);
-                }
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break "--duration reached";
-                }
-            }
-        }
-    };
-    scenario::revert_all(&targets).await;
-    Ok(reason)
-}
-
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let mut hup = signal(SignalKind::hangup()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "Ctrl-C",
-        Some(_) = async { term.as_mut()?.recv().await } => "SIGTERM",
-        Some(_) = async { hup.as_mut()?.recv().await } => "SIGHUP",
-    }
-}
-
-fn print_urls(p: &Ports, dir: &Path, analyzer: bool) {
-    let mut lines = vec![
-        String::new(),
-        "Open:".to_string(),
-        format!("  Prometheus alerts   {}/alerts", url(p.prometheus)),
-        format!("  Alertmanager        {}", url(p.alertmanager)),
-        format!(
-            "  gateway (OpenAI)    {}/v1   e.g. curl {}/v1/chat/completions -H 'content-type: application/json' \
-             -d '{{\"model\":\"{}\",\"messages\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}'",
-            url(p.proxy),
-            url(p.proxy),
-            stack::MODEL
-        ),
-        format!("  gateway admin       {}/admin/pools   (Authorization: Bearer {})", url(p.gateway_admin), stack::GATEWAY_TOKEN),
-        format!("  agent metrics       {}/metrics", url(p.agent)),
-    ];
-    if analyzer {
-        lines.push(format!("  analyzer reports    {}/reports", url(p.analyzer)));
-    }
-    lines.push(format!(
-        "  Grafana             provision {}/deploy/grafana (datasource: {})",
-        dir.display(),
-        url(p.prometheus)
-    ));
-    lines.push(format!(
-        "  config, logs, timeline: {}  (timeline.jsonl, logs/, pids)",
-        dir.display()
-    ));
-    lines.push(String::new());
-    println!("{}", lines.join("\n"));
+    Ok(())
 }

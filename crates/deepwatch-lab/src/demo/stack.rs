@@ -235,6 +235,9 @@ node_exporter = []
 pushgateway = []
 alertmanager = ["127.0.0.1:{alertmanager}"]
 kubernetes_sd = false
+# Grafana's generated datasource points at the first of these.
+[rules.long_term]
+federate_from = ["127.0.0.1:{prometheus}"]
 "#,
         agent = p.agent,
         blue = p.blue,
