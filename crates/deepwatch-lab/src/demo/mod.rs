@@ -26,7 +26,7 @@ use crate::chaos::SimAdmin;
 use crate::load::{Dist, LoadOptions, Mode, Profile, Silent};
 use deepwatch_core::config::{rules::RulesConfig, Config};
 use procs::Supervisor;
-use setup::{prepare_state_dir, print_urls, Signals};
+use setup::{prepare_state_dir, urls_text, Signals};
 use stack::{url, Ports};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -132,8 +132,16 @@ pub async fn run(options: DemoOptions, generate: Generate) -> Result<DemoReport,
         ),
         serde_json::json!({"state_dir": dir, "time_scale": options.time_scale}),
     );
-    let sinks_listener = tokio::net::TcpListener::bind(stack::addr(ports.sinks)).await?;
-    let smtp_listener = tokio::net::TcpListener::bind(stack::addr(ports.smtp)).await?;
+    let bind = |name: &str, port: u16| {
+        let name = name.to_string();
+        async move {
+            tokio::net::TcpListener::bind(stack::addr(port))
+                .await
+                .map_err(|e| DemoError::Spawn { name, message: format!("127.0.0.1:{port}: {e}") })
+        }
+    };
+    let sinks_listener = bind("the webhook and WeCom receivers", ports.sinks).await?;
+    let smtp_listener = bind("the SMTP receiver", ports.smtp).await?;
     let mut tasks = vec![
         sinks::http(sinks_listener, timeline.clone(), stack::CORP_ID.to_string()),
         sinks::smtp(smtp_listener, timeline.clone()),
@@ -161,7 +169,7 @@ pub async fn run(options: DemoOptions, generate: Generate) -> Result<DemoReport,
             timeline.info(format!("stopping: {e}"));
             sup.shutdown().await;
             drop(timeline);
-            let _ = printer.await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), printer).await;
             return Err(e);
         }
     };
@@ -181,7 +189,7 @@ pub async fn run(options: DemoOptions, generate: Generate) -> Result<DemoReport,
     tokio::time::sleep(Duration::from_millis(50)).await;
     let events = timeline.events();
     drop(timeline);
-    let _ = printer.await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), printer).await;
     summary::print(&events);
     Ok(DemoReport { stopped_by, events })
 }
@@ -255,7 +263,7 @@ async fn run_stack(
         settle: Duration::from_secs(180),
     };
 
-    let deadline = options.duration.map(|d| Instant::now() + d);
+    let deadline = options.duration.map(|d| timeline.started() + d);
     let mut scenario = std::pin::pin!(scenario::run(schedule, &targets, timeline.clone()));
     let mut scenario_done = false;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -369,7 +377,7 @@ async fn start_children(
         format!("stack ready: {} processes in process group {}", pids.len(), sup.pgid()),
         serde_json::json!({"pids": pids, "pgid": sup.pgid()}),
     );
-    print_urls(ports, dir, options.analyzer);
+    timeline.raw(urls_text(ports, dir, options.analyzer));
 
     match watch::targets_up(&url(ports.prometheus), Duration::from_secs(30)).await {
         Some(n) => timeline.info(format!("Prometheus scrapes all {n} targets")),

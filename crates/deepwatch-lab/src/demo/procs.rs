@@ -229,7 +229,7 @@ impl Drop for Supervisor {
 
 /// True while a process with this pid exists (zombies included).
 pub fn alive(pid: u32) -> bool {
-    Pid::from_raw(pid as i32).is_some_and(|p| test_kill_process(p).is_ok())
+    i32::try_from(pid).ok().and_then(Pid::from_raw).is_some_and(|p| test_kill_process(p).is_ok())
 }
 
 fn describe(status: ExitStatus) -> String {

@@ -85,6 +85,10 @@ pub struct Schedule {
 /// Runs the schedule; faults still in force when this future is dropped are removed by
 /// `revert_all`.
 pub async fn run(schedule: Schedule, targets: &Targets, timeline: Timeline) {
+    if schedule.faults.is_empty() {
+        timeline.info("no fault scheduled (--no-fault)");
+        return;
+    }
     timeline
         .info(format!("warming up for {}s: baseline traffic, no fault", schedule.warmup.as_secs()));
     tokio::time::sleep(schedule.warmup).await;

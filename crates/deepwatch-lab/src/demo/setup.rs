@@ -87,7 +87,8 @@ impl Signals {
     }
 }
 
-pub fn print_urls(p: &Ports, dir: &Path, analyzer: bool) {
+/// The "Open:" block printed once the stack is ready.
+pub fn urls_text(p: &Ports, dir: &Path, analyzer: bool) -> String {
     let mut lines = vec![
         String::new(),
         "Open:".to_string(),
@@ -116,5 +117,46 @@ pub fn print_urls(p: &Ports, dir: &Path, analyzer: bool) {
         dir.display()
     ));
     lines.push(String::new());
-    println!("{}", lines.join("\n"));
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_tool_names_the_package_and_the_flag() {
+        let err =
+            find_tool(&["prometheus"], Some(Path::new("/nonexistent/prometheus")), "prometheus")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("prometheus not found at /nonexistent/prometheus"), "{err}");
+        assert!(err.contains("sudo apt-get install prometheus"), "{err}");
+        let err = find_tool(&["no-such-alertmanager-x"], None, "prometheus-alertmanager")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--alertmanager PATH"), "{err}");
+        assert!(err.contains("apt-get install prometheus-alertmanager"), "{err}");
+    }
+
+    #[test]
+    fn a_state_dir_in_use_is_refused_and_a_stale_one_is_cleaned() {
+        let dir = tempfile_dir();
+        std::fs::create_dir_all(dir.join("logs")).unwrap();
+        std::fs::write(dir.join("pids"), format!("demo {}\n", std::process::id())).unwrap();
+        let err = prepare_state_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("another demo is running"), "{err}");
+        // Above Linux's largest pid_max: the previous demo is gone, its files are cleared.
+        std::fs::write(dir.join("pids"), "demo 4194304\n").unwrap();
+        prepare_state_dir(&dir).unwrap();
+        assert!(!dir.join("logs").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("deepwatch-demo-setup-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
 }

@@ -25,6 +25,8 @@ pub fn http(
         .route("/sms", post(phone))
         .route("/cgi-bin/gettoken", get(move |q: RawQuery| gettoken(q, corp_id.clone())))
         .route("/cgi-bin/message/send", post(wecom_send))
+        // The analyzer's webhook when the demo runs without the analyzer.
+        .route("/analyzer-disabled", post(|| async { "ok" }))
         .with_state(timeline);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;

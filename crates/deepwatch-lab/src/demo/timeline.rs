@@ -24,11 +24,17 @@ pub struct Event {
     pub detail: Value,
 }
 
+/// What the printer receives: an event, or plain text printed in order with the events.
+enum Line {
+    Event(Event),
+    Raw(String),
+}
+
 /// Cheap to clone; every task holds one.
 #[derive(Clone)]
 pub struct Timeline {
     t0: Instant,
-    tx: mpsc::UnboundedSender<Event>,
+    tx: mpsc::UnboundedSender<Line>,
     events: Arc<Mutex<Vec<Event>>>,
 }
 
@@ -40,11 +46,18 @@ impl Timeline {
     ) -> std::io::Result<(Timeline, tokio::task::JoinHandle<()>)> {
         let mut file =
             std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(jsonl)?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
         let events: Arc<Mutex<Vec<Event>>> = Arc::default();
         let kept = events.clone();
         let printer = tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
+            while let Some(line) = rx.recv().await {
+                let event = match line {
+                    Line::Raw(text) => {
+                        println!("{text}");
+                        continue;
+                    }
+                    Line::Event(event) => event,
+                };
                 println!("[{:>7.1}s] {:<12} {}", event.t, event.kind, event.text);
                 if let Ok(line) = serde_json::to_string(&event) {
                     let _ = writeln!(file, "{line}");
@@ -56,12 +69,23 @@ impl Timeline {
         Ok((Timeline { t0, tx, events }, printer))
     }
 
+    /// When the demo started.
+    pub fn started(&self) -> Instant {
+        self.t0
+    }
+
+    /// Prints `text` as it is, in order with the events (not in timeline.jsonl).
+    pub fn raw(&self, text: String) {
+        let _ = self.tx.send(Line::Raw(text));
+    }
+
     pub fn elapsed(&self) -> f64 {
         self.t0.elapsed().as_secs_f64()
     }
 
     pub fn emit(&self, kind: &'static str, text: impl Into<String>, detail: Value) {
-        let _ = self.tx.send(Event { t: self.elapsed(), kind, text: text.into(), detail });
+        let _ =
+            self.tx.send(Line::Event(Event { t: self.elapsed(), kind, text: text.into(), detail }));
     }
 
     pub fn info(&self, text: impl Into<String>) {
