@@ -59,12 +59,44 @@ pub fn mann_kendall_z(values: &[f64]) -> f64 {
     (s - s.signum()) / var.sqrt()
 }
 
+/// Jumps this many robust sigmas of the point-to-point noise away from the typical step are
+/// allocation steps, not drift.
+const STEP_SIGMAS: f64 = 6.0;
+/// More jumps than this in one window are growth in chunks (a leak that allocates in blocks),
+/// not a couple of unrelated steps, and are kept.
+const MAX_STEPS: usize = 2;
+
+/// The window with up to `MAX_STEPS` sudden jumps taken out (each replaced by the typical
+/// point-to-point change): a cache that grew twice within the hour is not a leak, but memory
+/// that keeps climbing between the jumps still is.
+fn without_rare_steps(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let diffs: Vec<f64> = points.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    let Some(center) = median(&diffs) else { return points.to_vec() };
+    let scale = MAD_TO_SIGMA * crate::baseline::mad(&diffs, center).unwrap_or(0.0);
+    if scale <= 0.0 {
+        return points.to_vec();
+    }
+    let jumps = diffs.iter().filter(|d| (*d - center).abs() > STEP_SIGMAS * scale).count();
+    if jumps == 0 || jumps > MAX_STEPS {
+        return points.to_vec();
+    }
+    let mut out = Vec::with_capacity(points.len());
+    let mut level = points[0].1;
+    out.push(points[0]);
+    for (p, d) in points[1..].iter().zip(&diffs) {
+        level += if (d - center).abs() > STEP_SIGMAS * scale { center } else { *d };
+        out.push((p.0, level));
+    }
+    out
+}
+
 /// Slope, significance and noise of a window of `(t, v)` points (NaN values dropped).
 pub fn trend(points: &[(f64, f64)]) -> Option<Trend> {
     let present: Vec<(f64, f64)> = points.iter().copied().filter(|p| !p.1.is_nan()).collect();
     if present.len() < 6 {
         return None;
     }
+    let present = without_rare_steps(&present);
     let stride = present.len().div_ceil(MAX_POINTS);
     let thin: Vec<(f64, f64)> = present.iter().copied().step_by(stride).collect();
     let slope = theil_sen(&thin)?;
@@ -181,8 +213,9 @@ mod tests {
     use super::*;
     use crate::baseline::{Expectation, Grid};
 
+    /// Deterministic noise in -0.5..0.5 whose differences are not a lattice.
     fn noise(i: usize) -> f64 {
-        ((i * 7919 + 13) % 97) as f64 / 97.0 - 0.5
+        ((i as f64 * 12.9898).sin() * 43_758.545).fract().abs() - 0.5
     }
 
     fn last_verdict(values: Vec<f64>, detector: &mut LeakDetector) -> Verdict {
@@ -223,6 +256,24 @@ mod tests {
             (0..120).map(|i| 8e9 + if i > 70 { 2e9 } else { 0.0 } + 20e6 * noise(i)).collect();
         let v = last_verdict(step, &mut d);
         assert!(!v.is_anomalous(), "one step up is not a leak: {v:?}");
+    }
+
+    #[test]
+    fn two_allocation_steps_in_an_hour_are_not_a_leak_but_chunked_growth_is() {
+        let mut d = LeakDetector::new(3600.0, 1e6 / 60.0, 4.0);
+        let two_steps: Vec<f64> = (0..120)
+            .map(|i| {
+                8e9 + if i > 75 { 5e8 } else { 0.0 }
+                    + if i > 100 { 5e8 } else { 0.0 }
+                    + 20e6 * noise(i)
+            })
+            .collect();
+        let v = last_verdict(two_steps, &mut d);
+        assert!(!v.is_anomalous(), "{v:?}");
+        let chunks: Vec<f64> =
+            (0..120).map(|i| 8e9 + 3e8 * (i / 10) as f64 + 20e6 * noise(i)).collect();
+        let v = last_verdict(chunks, &mut d);
+        assert!(v.is_anomalous(), "a block every ten minutes is a leak: {v:?}");
     }
 
     #[test]
