@@ -24,10 +24,17 @@ use deepwatch_core::config::analyzer::RcaConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RcaError {
+    /// The detail is in the message, not a `source`, so error chains do not print it twice.
     #[error("candidate data unavailable: {0}")]
-    Source(#[from] PromError),
+    Source(PromError),
     #[error("no candidate metric had data between {start} and {end}")]
     NoData { start: f64, end: f64 },
+}
+
+impl From<PromError> for RcaError {
+    fn from(e: PromError) -> RcaError {
+        RcaError::Source(e)
+    }
 }
 
 /// Ranks root causes for an incident at `at` (Unix seconds), reading Prometheus.
