@@ -39,24 +39,26 @@ fn started(events: &[Value]) -> Option<(Vec<u32>, u32)> {
     Some((pids, ready["detail"]["pgid"].as_u64()? as u32))
 }
 
-/// Processes alive now among `pids`, plus any process still in group `pgid`.
+/// State letter of a process (`R`, `S`, `Z`, ...) from `/proc/<pid>/stat`; `None` when gone.
+fn state(pid: &str) -> Option<(char, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid pgrp ...
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some((rest.split_whitespace().next()?.chars().next()?, stat.trim().to_string()))
+}
+
+/// Processes still running (not gone, not a zombie waiting to be reaped by init) among `pids`,
+/// plus any running process still in group `pgid`.
 fn left_over(pids: &[u32], pgid: u32) -> Vec<String> {
-    let mut left: Vec<String> = pids
-        .iter()
-        .filter(|p| Path::new(&format!("/proc/{p}")).exists())
-        .map(|p| format!("pid {p}"))
-        .collect();
+    let running = |s: &(char, String)| !matches!(s.0, 'Z' | 'X');
+    let mut left: Vec<String> =
+        pids.iter().filter_map(|p| state(&p.to_string()).filter(running).map(|s| s.1)).collect();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        // pid (comm) state ppid pgrp ...
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let Some(s) = state(&entry.file_name().to_string_lossy()).filter(running) else { continue };
+        let Some((_, rest)) = s.1.rsplit_once(')') else { continue };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) {
-            left.push(format!(
-                "{} in the demo's group: {}",
-                entry.file_name().to_string_lossy(),
-                stat.trim()
-            ));
+        if fields.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) && !left.contains(&s.1) {
+            left.push(format!("in the demo's group: {}", s.1));
         }
     }
     left
@@ -181,17 +183,13 @@ async fn demo_timeline_shows_the_latency_alert_fire_and_resolve_and_nothing_is_l
     all_gone(&pids, pgid, Duration::from_secs(2))
         .await
         .unwrap_or_else(|left| panic!("left behind: {left:#?}"));
-    assert!(!dir.path().join("pids").exists(), "pid file not removed");
+    assert!(!dir.path().join("pids").exists(), "pid file not moved to pids.stopped");
     assert!(stdout.contains("none left"), "{stdout}");
 }
 
-/// Starts a demo without faults and waits for its stack; returns the child and what it started.
-async fn start_quiet_demo(dir: &Path) -> (std::process::Child, Vec<u32>, u32) {
-    let mut child = demo(dir, &["--no-fault", "--no-load", "--duration", "10m"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn demo");
+/// Starts a demo and waits for its stack; returns the child and what it started.
+async fn start_demo(mut cmd: Command, dir: &Path) -> (std::process::Child, Vec<u32>, u32) {
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn demo");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some((pids, pgid)) = started(&timeline(dir)) {
@@ -209,7 +207,8 @@ async fn start_quiet_demo(dir: &Path) -> (std::process::Child, Vec<u32>, u32) {
 async fn ctrl_c_stops_every_child() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, pids, pgid) = start_quiet_demo(dir.path()).await;
+    let quiet = demo(dir.path(), &["--no-fault", "--no-load", "--duration", "10m"]);
+    let (mut child, pids, pgid) = start_demo(quiet, dir.path()).await;
     assert!(left_over(&pids, pgid).len() >= pids.len(), "children not running");
     let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(sent.success());
@@ -232,17 +231,67 @@ async fn ctrl_c_stops_every_child() {
     );
 }
 
+/// SIGKILLs a running demo and waits for all it started to disappear.
+async fn kill_demo_and_check(pdeathsig: bool, within: Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = demo(dir.path(), &["--no-fault", "--no-load", "--duration", "10m"]);
+    if !pdeathsig {
+        cmd.env("DEEPWATCH_DEMO_PDEATHSIG", "off");
+    }
+    let (mut child, pids, pgid) = start_demo(cmd, dir.path()).await;
+    let killed_at = Instant::now();
+    child.kill().unwrap(); // SIGKILL: the demo runs no cleanup at all
+    child.wait().unwrap();
+    all_gone(&pids, pgid, within).await.unwrap_or_else(|left| panic!("left behind: {left:#?}"));
+    eprintln!(
+        "demo SIGKILLed (pdeathsig {}): all {} children gone after {:.2}s",
+        if pdeathsig { "on" } else { "off, watchdog only" },
+        pids.len(),
+        killed_at.elapsed().as_secs_f64()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_die_when_the_demo_is_killed() {
     let _serial = ONE_AT_A_TIME.lock().await;
+    // pdeathsig ends them at once.
+    kill_demo_and_check(true, Duration::from_secs(3)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_alone_ends_the_children_of_a_killed_demo() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    // Polls its parent every second, then SIGKILLs the group.
+    kill_demo_and_check(false, Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_fails_stops_the_demo_and_all_the_others() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let dir = tempfile::tempdir().unwrap();
-    let (mut child, pids, pgid) = start_quiet_demo(dir.path()).await;
-    child.kill().unwrap(); // SIGKILL: the demo runs no cleanup at all
-    child.wait().unwrap();
-    // pdeathsig ends them at once; the watchdog within a second in any case.
-    all_gone(&pids, pgid, Duration::from_secs(5))
+    // Occupy the port Prometheus gets (the 11th of --port-base's range).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let base = port.checked_sub(10).expect("a port above 10");
+    let out =
+        demo(dir.path(), &["--port-base", &base.to_string(), "--no-load", "--duration", "2m"])
+            .output()
+            .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "demo succeeded with its Prometheus port taken");
+    assert!(
+        stderr.contains("stopped unexpectedly") || stderr.contains("did not answer"),
+        "{stderr}"
+    );
+    let stopped = std::fs::read_to_string(dir.path().join("pids.stopped")).expect("pids.stopped");
+    let pids: Vec<u32> =
+        stopped.lines().filter_map(|l| l.split_whitespace().nth(1)?.parse().ok()).collect();
+    assert!(pids.len() >= 5, "{stopped}");
+    let watchdog = pids[0];
+    all_gone(&pids, watchdog, Duration::from_secs(2))
         .await
         .unwrap_or_else(|left| panic!("left behind: {left:#?}"));
+    drop(taken);
 }
 
 #[test]

@@ -11,7 +11,8 @@
 //!   code is denied here), and the watchdog notices within a second that its parent changed and
 //!   kills the whole group. The watchdog alone is enough where `setpriv` is missing.
 //!
-//! The pids are written to `<state-dir>/pids` (`name pid` per line) while they run.
+//! The pids are written to `<state-dir>/pids` (`name pid` per line) while they run, and the
+//! file becomes `pids.stopped` once they are stopped.
 
 use super::DemoError;
 use rustix::process::{kill_process_group, test_kill_process, Pid, Signal};
@@ -63,8 +64,13 @@ impl Supervisor {
             .map_err(|e| DemoError::Spawn { name: "watchdog".into(), message: e.to_string() })?;
         let pgid = Pid::from_raw(watchdog.id() as i32)
             .ok_or_else(|| DemoError::Spawn { name: "watchdog".into(), message: "pid 0".into() })?;
-        let setpriv =
-            ["/usr/bin/setpriv", "/bin/setpriv"].iter().map(PathBuf::from).find(|p| p.is_file());
+        // DEEPWATCH_DEMO_PDEATHSIG=off leaves the watchdog alone in charge (how the tests
+        // check that it suffices where setpriv is missing).
+        let wanted = std::env::var("DEEPWATCH_DEMO_PDEATHSIG").map_or(true, |v| v != "off");
+        let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| wanted && p.is_file());
         if setpriv.is_none() {
             tracing::info!(
                 "setpriv not found; children end through the watchdog if the demo is killed"
@@ -217,7 +223,8 @@ impl Supervisor {
         }
         let _ = self.watchdog.kill();
         let _ = self.watchdog.wait();
-        let _ = std::fs::remove_file(&self.pid_file);
+        // Kept as `pids.stopped`: what ran, for checking that none is left.
+        let _ = std::fs::rename(&self.pid_file, self.pid_file.with_extension("stopped"));
     }
 }
 
