@@ -183,6 +183,17 @@ async fn analytics_degrades_while_prometheus_is_down_and_catches_up() {
     assert!((slope - 50e6 / 60.0).abs() < 0.1 * 50e6 / 60.0, "slope {slope}");
     let score = sample(&text, "deepwatch_anomaly_score{series=\"process_rss\"").unwrap();
     assert!(score > 0.5, "the leaking series scores as anomalous: {score}");
+
+    // The process goes away: after an hour of silence its band is no longer exported.
+    clock.set(T0 + 179.0 * 60.0 + 2.0 * 3600.0);
+    analytics.tick().await;
+    let text = rendered(&analytics);
+    assert_eq!(analytics.series_count(), 0);
+    assert!(!text.contains("deepwatch_baseline_expected{series=\"process_rss\""), "{text}");
+    assert!(
+        !text.contains("deepwatch_leak_slope_bytes_per_second{series=\"process_rss\""),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -217,6 +217,21 @@ impl Analytics {
                 self.export(&key, entry, last);
             }
         }
+        // A series that stopped reporting (a removed pool, a gone process) stops being exported
+        // once it has been silent for `STALE_SECS`, so dashboards do not draw a frozen band.
+        let stale: Vec<SeriesKey> = state
+            .series
+            .iter()
+            .filter(|(k, s)| {
+                k.0 == config.name && last_present(&s.grid).is_none_or(|t| t < now - STALE_SECS)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            if let Some(s) = state.series.remove(&key) {
+                self.forget(&key, &s);
+            }
+        }
         Ok(())
     }
 
@@ -240,6 +255,19 @@ impl Analytics {
         SeriesScorer::new(baseline, detectors)
     }
 
+    fn forget(&self, key: &SeriesKey, entry: &SeriesState) {
+        let ids: Vec<&str> = key.1.iter().map(String::as_str).collect();
+        let m = &self.metrics;
+        for vec in [&m.expected, &m.lower, &m.upper, &m.score, &m.warming_up] {
+            vec.remove(&ids);
+        }
+        let leak_ids = leak_ids(&key.0, &entry.labels);
+        let leak_ids: Vec<&str> = leak_ids.iter().map(String::as_str).collect();
+        m.leak_slope.remove(&leak_ids);
+        m.leak_tte.remove(&leak_ids);
+        info!(series = %key.0, labels = ?entry.labels, "series stopped reporting, no longer baselined");
+    }
+
     fn export(&self, key: &SeriesKey, entry: &SeriesState, last: &super::SeriesVerdict) {
         let ids: Vec<&str> = key.1.iter().map(String::as_str).collect();
         let m = &self.metrics;
@@ -261,13 +289,7 @@ impl Analytics {
             Some(score) => m.score.set(&ids, score),
             None => m.score.remove(&ids),
         }
-        let leak_ids = [
-            key.0.as_str(),
-            &label(&entry.labels, "instance"),
-            &label(&entry.labels, "process"),
-            &label(&entry.labels, "gpu"),
-        ]
-        .map(str::to_string);
+        let leak_ids = leak_ids(&key.0, &entry.labels);
         let leak_ids: Vec<&str> = leak_ids.iter().map(String::as_str).collect();
         for d in &entry.scorer.detectors {
             for (name, value) in d.figures() {
@@ -282,6 +304,19 @@ impl Analytics {
             }
         }
     }
+}
+
+/// Seconds without a sample after which a series is dropped.
+const STALE_SECS: f64 = 3_600.0;
+
+/// Label values of the leak gauges (series, instance, process, gpu).
+fn leak_ids(name: &str, labels: &Labels) -> [String; 4] {
+    [name.to_string(), label(labels, "instance"), label(labels, "process"), label(labels, "gpu")]
+}
+
+/// Time of the last present value of a grid.
+fn last_present(grid: &Grid) -> Option<f64> {
+    grid.values.iter().rposition(|v| !v.is_nan()).map(|i| grid.time_of(i))
 }
 
 /// Values of `SERIES_LABELS` for a result series: `series` is the configured name, missing
