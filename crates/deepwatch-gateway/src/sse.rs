@@ -305,16 +305,25 @@ fn fast_chunk(data: &[u8], want_text: bool) -> Option<ChunkInfo> {
     let mut index = 0u32;
     for (i, _) in d.iter().enumerate().filter(|(_, b)| **b == b'"') {
         let rest = &d[i..];
-        if UNSURE.iter().any(|p| rest.starts_with(p)) {
-            return None;
+        // Dispatch on the byte after the quote: most quotes start a key or value that no
+        // pattern below can match, and are skipped without comparing.
+        let Some(&next) = rest.get(1) else { break };
+        match next {
+            b':' if rest.get(2) == Some(&b' ') => return None,
+            b'u' | b'e' | b'f' if UNSURE.iter().any(|p| rest.starts_with(p)) => return None,
+            b'c' => choices |= rest.starts_with(b"\"choices\":[{"),
+            b't' => info.content |= rest.starts_with(b"\"tool_calls\":[{"),
+            b'i' if want_text && rest.starts_with(b"\"index\":") => {
+                indexes += 1;
+                let digits = &rest[8..];
+                let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+                index = std::str::from_utf8(&digits[..n]).ok()?.parse().ok()?;
+                continue;
+            }
+            _ => {}
         }
-        choices |= rest.starts_with(b"\"choices\":[{");
-        info.content |= rest.starts_with(b"\"tool_calls\":[{");
-        if want_text && rest.starts_with(b"\"index\":") {
-            indexes += 1;
-            let digits = &rest[8..];
-            let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
-            index = std::str::from_utf8(&digits[..n]).ok()?.parse().ok()?;
+        if !matches!(next, b'c' | b'r' | b't') {
+            continue;
         }
         for (key, field) in TEXT {
             if !rest.starts_with(key) || rest.get(key.len()) == Some(&b'"') {
