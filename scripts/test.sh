@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
+# The gateway's SDK test needs the official openai package (PyPI) in a venv; make it now so a
+# failure stops the suite here instead of skipping that test.
+./scripts/python-env.sh >/dev/null
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --all-targets
