@@ -110,16 +110,12 @@ impl SseScanner {
 
 /// Length up to and including the blank line that ends the first event, if complete.
 fn event_end(buf: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            match buf.get(i + 1) {
-                Some(b'\n') => return Some(i + 2),
-                Some(b'\r') if buf.get(i + 2) == Some(&b'\n') => return Some(i + 3),
-                _ => {}
-            }
+    for i in memchr::memchr_iter(b'\n', buf) {
+        match buf.get(i + 1) {
+            Some(b'\n') => return Some(i + 2),
+            Some(b'\r') if buf.get(i + 2) == Some(&b'\n') => return Some(i + 3),
+            _ => {}
         }
-        i += 1;
     }
     None
 }
@@ -303,7 +299,7 @@ fn fast_chunk(data: &[u8], want_text: bool) -> Option<ChunkInfo> {
     let (mut choices, mut indexes) = (false, 0);
     let mut info = ChunkInfo::default();
     let mut index = 0u32;
-    for (i, _) in d.iter().enumerate().filter(|(_, b)| **b == b'"') {
+    for i in memchr::memchr_iter(b'"', d) {
         let rest = &d[i..];
         // Dispatch on the byte after the quote: most quotes start a key or value that no
         // pattern below can match, and are skipped without comparing.
