@@ -36,9 +36,9 @@ fn config(dir: &std::path::Path, gw: &MockGateway) -> RemediationConfig {
     c.gateway.url = gw.url.clone();
     c.gateway.token = TOKEN.into();
     c.policies = vec![
-        policy("p1", "DeepwatchModelUnavailable", &["failover_to_standby"], true),
-        policy("p2", "DeepwatchPerformanceDrop", &["scale_primary", "degrade_free"], false),
-        policy("canary", "DeepwatchCanaryFailing", &["rollback_canary"], false),
+        policy("p1", "ModelUnavailable", &["failover_to_standby"], true),
+        policy("p2", "PerformanceDrop", &["scale_primary", "degrade_free"], false),
+        policy("canary", "CanaryFailing", &["rollback_canary"], false),
     ];
     c.actions = vec![
         ActionConfig {
@@ -138,24 +138,24 @@ async fn failover_checks_the_standby_pool_fails_over_and_fails_back_on_resolve()
     let cfg = config(dir.path(), &gw);
     let e = engine(&cfg, Arc::new(Load(parking_lot::Mutex::new(None))));
 
-    let r = e.handle(&alert("DeepwatchModelUnavailable", "a", AlertStatus::Firing, &[])).await;
+    let r = e.handle(&alert("ModelUnavailable", "a", AlertStatus::Firing, &[])).await;
     assert_eq!(outcomes(&r), vec![("failover_to_standby".into(), "ok")], "{r:?}");
     let calls = gw.calls("POST", "/admin/failover");
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0]["pool"], "standby");
-    assert!(calls[0]["reason"].as_str().unwrap().contains("DeepwatchModelUnavailable"));
+    assert!(calls[0]["reason"].as_str().unwrap().contains("ModelUnavailable"));
 
     // A second P1 alert while failed over: precondition, no second call.
-    let r = e.handle(&alert("DeepwatchModelUnavailable", "b", AlertStatus::Firing, &[])).await;
+    let r = e.handle(&alert("ModelUnavailable", "b", AlertStatus::Firing, &[])).await;
     assert_eq!(r[0].outcome, "skipped_precondition");
     assert!(r[0].detail.contains("already failed over"), "{}", r[0].detail);
     assert_eq!(gw.calls("POST", "/admin/failover").len(), 1);
 
     // The first alert resolves: the policy reverts (DELETE /admin/failover), the second's
     // resolution has nothing to undo.
-    let r = e.handle(&alert("DeepwatchModelUnavailable", "a", AlertStatus::Resolved, &[])).await;
+    let r = e.handle(&alert("ModelUnavailable", "a", AlertStatus::Resolved, &[])).await;
     assert_eq!(outcomes(&r), vec![("failover_to_standby".into(), "reverted")]);
-    let r = e.handle(&alert("DeepwatchModelUnavailable", "b", AlertStatus::Resolved, &[])).await;
+    let r = e.handle(&alert("ModelUnavailable", "b", AlertStatus::Resolved, &[])).await;
     assert!(r.is_empty(), "{r:?}");
     assert_eq!(gw.calls("DELETE", "/admin/failover").len(), 1);
 
@@ -193,7 +193,7 @@ async fn failover_refuses_a_standby_without_healthy_upstreams_and_a_wrong_token(
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &gw);
     let e = engine(&cfg, Arc::new(Load(parking_lot::Mutex::new(None))));
-    let r = e.handle(&alert("DeepwatchModelUnavailable", "a", AlertStatus::Firing, &[])).await;
+    let r = e.handle(&alert("ModelUnavailable", "a", AlertStatus::Firing, &[])).await;
     assert_eq!(r[0].outcome, "skipped_precondition");
     assert!(r[0].detail.contains("no healthy upstream"), "{}", r[0].detail);
 
@@ -201,7 +201,7 @@ async fn failover_refuses_a_standby_without_healthy_upstreams_and_a_wrong_token(
     let mut cfg = config(dir.path(), &gw);
     cfg.gateway.token = "wrong".into();
     let e = engine(&cfg, Arc::new(Load(parking_lot::Mutex::new(None))));
-    let r = e.handle(&alert("DeepwatchModelUnavailable", "a", AlertStatus::Firing, &[])).await;
+    let r = e.handle(&alert("ModelUnavailable", "a", AlertStatus::Firing, &[])).await;
     assert_eq!(r[0].outcome, "failed");
     assert!(r[0].detail.contains("401") && r[0].detail.contains("unauthorized"), "{}", r[0].detail);
     assert!(gw.calls("POST", "/admin/failover").is_empty());
@@ -227,7 +227,7 @@ async fn performance_drop_scales_out_by_load_then_degrades_when_spares_run_out()
     let e = engine(&cfg, load.clone());
 
     // 3 replicas at 120 % = 3.6 replica-loads; at 80 % that needs 5: add two spares.
-    let r = e.handle(&alert("DeepwatchPerformanceDrop", "a", AlertStatus::Firing, &[])).await;
+    let r = e.handle(&alert("PerformanceDrop", "a", AlertStatus::Firing, &[])).await;
     assert_eq!(outcomes(&r), vec![("scale_primary".into(), "ok"), ("degrade_free".into(), "ok")]);
     let added: Vec<_> = gw
         .calls("POST", "/admin/pools/primary/upstreams")
@@ -243,16 +243,16 @@ async fn performance_drop_scales_out_by_load_then_degrades_when_spares_run_out()
 
     // Load within the target band: no scale-out; degrade already in force.
     *load.0.lock() = Some(0.7);
-    let r = e.handle(&alert("DeepwatchPerformanceDrop", "b", AlertStatus::Firing, &[])).await;
+    let r = e.handle(&alert("PerformanceDrop", "b", AlertStatus::Firing, &[])).await;
     assert_eq!(r[0].outcome, "skipped_precondition");
     assert!(r[0].detail.contains("needs no more than 5 replicas"), "{}", r[0].detail);
     assert!(r[1].detail.contains("already degraded"), "{}", r[1].detail);
 
     // Overloaded again: one spare left, it is added; then none are left.
     *load.0.lock() = Some(2.0);
-    let r = e.handle(&alert("DeepwatchPerformanceDrop", "c", AlertStatus::Firing, &[])).await;
+    let r = e.handle(&alert("PerformanceDrop", "c", AlertStatus::Firing, &[])).await;
     assert_eq!(r[0].outcome, "ok", "{r:?}");
-    let r = e.handle(&alert("DeepwatchPerformanceDrop", "d", AlertStatus::Firing, &[])).await;
+    let r = e.handle(&alert("PerformanceDrop", "d", AlertStatus::Firing, &[])).await;
     assert_eq!(r[0].outcome, "skipped_precondition");
     assert!(r[0].detail.contains("no spare upstream left"), "{}", r[0].detail);
     assert_eq!(gw.calls("POST", "/admin/pools/primary/upstreams").len(), 3);
@@ -269,21 +269,15 @@ async fn a_failing_canary_is_rolled_back_only_while_its_rollout_runs() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &gw);
     let e = engine(&cfg, Arc::new(Load(parking_lot::Mutex::new(None))));
-    let r = e
-        .handle(&alert("DeepwatchCanaryFailing", "a", AlertStatus::Firing, &[("pool", "green")]))
-        .await;
+    let r = e.handle(&alert("CanaryFailing", "a", AlertStatus::Firing, &[("pool", "green")])).await;
     assert_eq!(r[0].outcome, "skipped_precondition");
     assert!(r[0].detail.contains("no rollout is running"));
 
     gw.start_rollout("green", "blue");
     // An alert about another pool does not roll back this rollout.
-    let r = e
-        .handle(&alert("DeepwatchCanaryFailing", "b", AlertStatus::Firing, &[("pool", "blue")]))
-        .await;
+    let r = e.handle(&alert("CanaryFailing", "b", AlertStatus::Firing, &[("pool", "blue")])).await;
     assert_eq!(r[0].outcome, "skipped_precondition");
-    let r = e
-        .handle(&alert("DeepwatchCanaryFailing", "c", AlertStatus::Firing, &[("pool", "green")]))
-        .await;
+    let r = e.handle(&alert("CanaryFailing", "c", AlertStatus::Firing, &[("pool", "green")])).await;
     assert_eq!(r[0].outcome, "ok", "{r:?}");
     assert!(r[0].detail.contains("rolled_back"), "{}", r[0].detail);
     assert_eq!(gw.calls("POST", "/admin/rollouts/rollback").len(), 1);
@@ -305,8 +299,8 @@ async fn an_unreachable_gateway_fails_the_action_without_an_intent() {
         Remediator::new(&cfg, remediate::build_actions(&cfg, &deps).unwrap(), TokioClock::shared())
             .unwrap()
     };
-    // The default config maps DeepwatchModelUnavailable to failover_to_standby.
-    let r = e.handle(&alert("DeepwatchModelUnavailable", "a", AlertStatus::Firing, &[])).await;
+    // The default config maps ModelUnavailable to failover_to_standby.
+    let r = e.handle(&alert("ModelUnavailable", "a", AlertStatus::Firing, &[])).await;
     assert_eq!(r[0].outcome, "failed");
     assert!(r[0].detail.contains("precondition check failed"), "{}", r[0].detail);
     let records = e.audit().read_all().unwrap();

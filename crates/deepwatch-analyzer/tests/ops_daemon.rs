@@ -91,11 +91,8 @@ async fn prometheus_scrapes_the_daemon_and_an_outage_degrades_but_never_stops_it
     })
     .await;
     let url = format!("{base}/webhook/alertmanager");
-    let (status, _) = post(
-        &url,
-        &payload("firing", vec![alert("DeepwatchModelUnavailable", "fp1", "firing", &[])]),
-    )
-    .await;
+    let (status, _) =
+        post(&url, &payload("firing", vec![alert("ModelUnavailable", "fp1", "firing", &[])])).await;
     assert_eq!(status, 200);
     wait_for("failover while degraded", Duration::from_secs(20), || async {
         (!gw.calls("POST", "/admin/failover").is_empty()).then_some(())
@@ -150,7 +147,7 @@ async fn a_firing_alert_gets_a_root_cause_report_served_by_fingerprint() {
     let daemon = start(&config, None).await;
     let base = format!("http://{}", daemon.addr);
 
-    let mut a = alert("DeepwatchModelUnavailable", "abc123", "firing", &[]);
+    let mut a = alert("ModelUnavailable", "abc123", "firing", &[]);
     a["startsAt"] = json!(jumped_at);
     let (status, _) =
         post(&format!("{base}/webhook/alertmanager"), &payload("firing", vec![a])).await;
@@ -163,7 +160,7 @@ async fn a_firing_alert_gets_a_root_cause_report_served_by_fingerprint() {
         Some(resp.text().await.unwrap())
     })
     .await;
-    assert!(report.contains("DeepwatchModelUnavailable"), "{report}");
+    assert!(report.contains("ModelUnavailable"), "{report}");
     // The queue that jumped is the candidate the report ranks.
     assert!(report.contains("engine_requests_waiting"), "{report}");
     let list: serde_json::Value =
@@ -178,7 +175,7 @@ async fn a_firing_alert_gets_a_root_cause_report_served_by_fingerprint() {
     assert_eq!(json_report.status(), 200);
     let m = metrics(&base).await;
     assert_eq!(
-        sample(&m, "deepwatch_rca_reports_total{alertname=\"DeepwatchModelUnavailable\"}"),
+        sample(&m, "deepwatch_rca_reports_total{alertname=\"ModelUnavailable\"}"),
         Some(1.0),
         "{m}"
     );

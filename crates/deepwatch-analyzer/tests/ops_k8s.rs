@@ -137,7 +137,7 @@ fn engine(
         state_dir: dir.display().to_string(),
         policies: vec![PolicyConfig {
             name: "p2".into(),
-            matchers: vec!["alertname=\"DeepwatchPerformanceDrop\"".into()],
+            matchers: vec!["alertname=\"PerformanceDrop\"".into()],
             actions: vec!["scale".into()],
             revert_on_resolve: false,
         }],
@@ -175,7 +175,7 @@ fn alert(fp: &str) -> Alert {
         starts_at: "t".into(),
         ..Alert::default()
     };
-    a.labels.insert("alertname".into(), "DeepwatchPerformanceDrop".into());
+    a.labels.insert("alertname".into(), "PerformanceDrop".into());
     a
 }
 

@@ -156,9 +156,9 @@ fn channels(chat: &str) -> Vec<ChannelConfig> {
 fn firing() -> Value {
     let mut p = payload(
         "firing",
-        vec![alert("DeepwatchModelUnavailable", "fp-1", "firing", &[("pool", "primary")])],
+        vec![alert("ModelUnavailable", "fp-1", "firing", &[("pool", "primary")])],
     );
-    p["commonLabels"] = json!({"alertname": "DeepwatchModelUnavailable", "severity": "critical"});
+    p["commonLabels"] = json!({"alertname": "ModelUnavailable", "severity": "critical"});
     p
 }
 
@@ -185,9 +185,7 @@ async fn each_service_gets_a_signed_message_in_its_language_and_format() {
     assert_eq!(w["msgtype"], "markdown");
     let content = w["markdown"]["content"].as_str().unwrap();
     assert!(
-        content.starts_with(
-            "<font color=\"warning\">**【告警中 1 条】DeepwatchModelUnavailable**</font>"
-        ),
+        content.starts_with("<font color=\"warning\">**【告警中 1 条】ModelUnavailable**</font>"),
         "{content}"
     );
     assert!(content.contains("开始时间: 2026-11-23 14:40:00 +08:00"), "{content}");
@@ -197,9 +195,9 @@ async fn each_service_gets_a_signed_message_in_its_language_and_format() {
     let (query, d) = &dingtalk[0];
     assert_eq!(query["access_token"], "tok");
     assert_eq!(d["msgtype"], "markdown");
-    assert_eq!(d["markdown"]["title"], "[FIRING:1] DeepwatchModelUnavailable");
+    assert_eq!(d["markdown"]["title"], "[FIRING:1] ModelUnavailable");
     let text = d["markdown"]["text"].as_str().unwrap();
-    assert!(text.starts_with("### [FIRING:1] DeepwatchModelUnavailable"), "{text}");
+    assert!(text.starts_with("### [FIRING:1] ModelUnavailable"), "{text}");
     assert!(
         text.contains("Started: 2026-11-23 14:40:00 +08:00") && text.contains("@13800000000"),
         "{text}"
@@ -210,7 +208,7 @@ async fn each_service_gets_a_signed_message_in_its_language_and_format() {
     let f = &feishu[0];
     assert_eq!(f["msg_type"], "text");
     let text = f["content"]["text"].as_str().unwrap();
-    assert!(text.starts_with("【告警中 1 条】DeepwatchModelUnavailable"), "{text}");
+    assert!(text.starts_with("【告警中 1 条】ModelUnavailable"), "{text}");
     assert!(text.ends_with("<at user_id=\"all\">所有人</at>"), "{text}");
 
     let m = metrics(&base).await;
@@ -254,8 +252,7 @@ async fn refusals_map_to_statuses_alertmanager_retries_and_limits_hold() {
     let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
     // Resolved-only payloads are skipped on a channel with send_resolved = false.
-    let resolved =
-        payload("resolved", vec![alert("DeepwatchModelUnavailable", "fp-1", "resolved", &[])]);
+    let resolved = payload("resolved", vec![alert("ModelUnavailable", "fp-1", "resolved", &[])]);
     let (status, body) = post(&format!("{base}/notify/small-wecom"), &resolved).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("skipped")), "{body}");
 

@@ -82,29 +82,31 @@ async fn alertmanager_delivers_alerts_and_failover_runs_once_then_fails_back() {
     let webhook = format!("{base}/webhook/alertmanager");
     let am = Alertmanager::start(&am_config_with_token(&webhook, Some("hook-secret"))).await;
     // Without the token nobody else can trigger a failover.
-    let (status, _) = post(
-        &webhook,
-        &payload("firing", vec![alert("DeepwatchModelUnavailable", "x", "firing", &[])]),
-    )
-    .await;
+    let (status, _) =
+        post(&webhook, &payload("firing", vec![alert("ModelUnavailable", "x", "firing", &[])]))
+            .await;
     assert_eq!(status, 401);
 
-    fire(&am, json!([am_alert("DeepwatchModelUnavailable", "a", None)])).await;
+    fire(&am, json!([am_alert("ModelUnavailable", "a", None)])).await;
     wait_for("failover through the admin api", Duration::from_secs(20), || async {
         (!gw.calls("POST", "/admin/failover").is_empty()).then_some(())
     })
     .await;
 
     // A second alert joins the group: Alertmanager re-sends the first with it.
-    fire(&am, json!([am_alert("DeepwatchModelUnavailable", "b", None)])).await;
+    fire(&am, json!([am_alert("ModelUnavailable", "b", None)])).await;
     let text = wait_for("the re-sent group", Duration::from_secs(20), || async {
         let m = metrics(&base).await;
         (sample(&m, "deepwatch_webhook_duplicates_total").unwrap_or(0.0) >= 1.0).then_some(m)
     })
     .await;
     assert!(
-        sample(&text, "deepwatch_webhook_alerts_total{alertname=\"DeepwatchModelUnavailable\",status=\"firing\"}")
-            .unwrap() >= 3.0,
+        sample(
+            &text,
+            "deepwatch_webhook_alerts_total{alertname=\"ModelUnavailable\",status=\"firing\"}"
+        )
+        .unwrap()
+            >= 3.0,
         "{text}"
     );
     // Give the worker a moment with the second alert, then count.
@@ -121,7 +123,7 @@ async fn alertmanager_delivers_alerts_and_failover_runs_once_then_fails_back() {
     // The fingerprint Alertmanager computed is the one we compute from the labels.
     let mut labels = Labels::new();
     for (k, v) in [
-        ("alertname", "DeepwatchModelUnavailable"),
+        ("alertname", "ModelUnavailable"),
         ("severity", "critical"),
         ("pool", "primary"),
         ("instance", "a"),
@@ -135,8 +137,8 @@ async fn alertmanager_delivers_alerts_and_failover_runs_once_then_fails_back() {
     fire(
         &am,
         json!([
-            am_alert("DeepwatchModelUnavailable", "a", Some(&ended)),
-            am_alert("DeepwatchModelUnavailable", "b", Some(&ended))
+            am_alert("ModelUnavailable", "a", Some(&ended)),
+            am_alert("ModelUnavailable", "b", Some(&ended))
         ]),
     )
     .await;

@@ -271,9 +271,9 @@ fn default_policies() -> Vec<PolicyConfig> {
         revert_on_resolve: false,
     };
     vec![
-        policy("model_unavailable", "DeepwatchModelUnavailable", "failover_to_standby"),
-        policy("performance_drop", "DeepwatchPerformanceDrop", "degrade_low_priority"),
-        policy("canary_failing", "DeepwatchCanaryFailing", "rollback_canary"),
+        policy("model_unavailable", "ModelUnavailable", "failover_to_standby"),
+        policy("performance_drop", "PerformanceDrop", "degrade_low_priority"),
+        policy("canary_failing", "CanaryFailing", "rollback_canary"),
     ]
 }
 
@@ -381,22 +381,25 @@ plan_interval_secs = 300
 
 # Policies: an alert whose labels match every matcher (Alertmanager syntax; regular expressions
 # anchored) runs the named actions in order. revert_on_resolve undoes failover/degrade when
-# the alert resolves.
+# the alert resolves. The defaults act on alerts `deepwatch rules` generates: the P1
+# ModelUnavailable, the P2 PerformanceDrop and CanaryFailing (a canary clearly worse than
+# its stable pool during a rollout); the generated Alertmanager config routes them to the
+# analyzer's webhook.
 [[remediation.policies]]
 name = "model_unavailable"
-matchers = ['alertname="DeepwatchModelUnavailable"']
+matchers = ['alertname="ModelUnavailable"']
 actions = ["failover_to_standby"]
 revert_on_resolve = false
 
 [[remediation.policies]]
 name = "performance_drop"
-matchers = ['alertname="DeepwatchPerformanceDrop"']
+matchers = ['alertname="PerformanceDrop"']
 actions = ["degrade_low_priority"]
 revert_on_resolve = false
 
 [[remediation.policies]]
 name = "canary_failing"
-matchers = ['alertname="DeepwatchCanaryFailing"']
+matchers = ['alertname="CanaryFailing"']
 actions = ["rollback_canary"]
 revert_on_resolve = false
 

@@ -50,6 +50,21 @@ impl Matcher {
         }
         Ok(Matcher { name: name.to_string(), op, value })
     }
+
+    /// Whether a label value (the empty string for a missing label) satisfies the matcher.
+    /// Compiles the regular expression on each call: meant for checks and tests; the
+    /// analyzer's policy engine keeps its own compiled form.
+    pub fn matches_value(&self, value: &str) -> bool {
+        let regex = || {
+            regex::Regex::new(&format!("^(?:{})$", self.value)).is_ok_and(|re| re.is_match(value))
+        };
+        match self.op {
+            MatchOp::Equal => self.value == value,
+            MatchOp::NotEqual => self.value != value,
+            MatchOp::Regex => regex(),
+            MatchOp::NotRegex => !regex(),
+        }
+    }
 }
 
 fn unquote(value: &str) -> Result<String, String> {
@@ -95,5 +110,19 @@ mod tests {
         assert!(Matcher::parse(r#"a=~"(""#).unwrap_err().contains("invalid regular expression"));
         assert!(Matcher::parse(r#"a="x"#).unwrap_err().contains("closing quote"));
         assert!(Matcher::parse(r#"="x""#).unwrap_err().contains("label name"));
+    }
+
+    #[test]
+    fn values_match_like_alertmanager() {
+        let m = |t: &str| Matcher::parse(t).unwrap();
+        assert!(m(r#"alertname="ModelUnavailable""#).matches_value("ModelUnavailable"));
+        assert!(!m(r#"alertname="ModelUnavailable""#).matches_value("ModelUnavailableX"));
+        assert!(m("pool!=\"\"").matches_value("green"));
+        assert!(!m("pool!=\"\"").matches_value(""));
+        // Anchored: a regex must match the whole value.
+        assert!(m("alertname=~Canary.*").matches_value("CanaryFailing"));
+        assert!(!m("alertname=~Failing").matches_value("CanaryFailing"));
+        assert!(m("severity!~warning|info").matches_value("critical"));
+        assert!(!m("severity!~warning|info").matches_value("info"));
     }
 }
