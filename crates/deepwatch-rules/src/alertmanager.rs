@@ -1,5 +1,6 @@
 //! `alertmanager/alertmanager.yml` (Alertmanager 0.25): routing by severity (critical -> phone
-//! webhook and the analyzer's webhook, warning -> WeCom, info -> e-mail), grouping, inhibition
+//! webhook and the analyzer's webhook, warning -> WeCom, info -> e-mail; warnings the analyzer
+//! remediates by default -> its webhook too), grouping, inhibition
 //! (critical mutes warning/info of the same alertname and instance; a node down mutes its GPU
 //! alerts), maintenance windows as `time_intervals`; plus `amtool config routes test` cases
 //! for every severity, written as a script and run by the test suite.
@@ -20,6 +21,10 @@ pub struct RouteCase {
     pub labels: Vec<(&'static str, &'static str)>,
     pub receivers: Vec<&'static str>,
 }
+
+/// Alerts below critical that a default `[remediation]` policy acts on: routed to the
+/// analyzer's webhook as well as to their severity's receiver.
+pub const REMEDIABLE: &[&str] = &[crate::trend::PERFORMANCE_DROP, names::CANARY_FAILING];
 
 pub fn route_cases() -> Vec<RouteCase> {
     vec![
@@ -46,6 +51,22 @@ pub fn route_cases() -> Vec<RouteCase> {
                 ("instance", "gpu-node-1:9464"),
             ],
             receivers: vec![WECOM],
+        },
+        RouteCase {
+            labels: vec![
+                ("alertname", names::CANARY_FAILING),
+                ("severity", "warning"),
+                ("pool", "green"),
+            ],
+            receivers: vec![ANALYZER, WECOM],
+        },
+        RouteCase {
+            labels: vec![
+                ("alertname", crate::trend::PERFORMANCE_DROP),
+                ("severity", "warning"),
+                ("priority", "P2"),
+            ],
+            receivers: vec![ANALYZER, WECOM],
         },
         RouteCase {
             labels: vec![("alertname", "AccuracyDrop"), ("severity", "info")],
@@ -108,6 +129,15 @@ pub fn config(ctx: &Ctx<'_>) -> String {
                 "group_wait" => dur(ctx.scaled(10)),
                 "group_interval" => dur(ctx.scaled(60)),
             },
+            // Warnings with a default remediation policy also reach the analyzer (and go on
+            // to WeCom); muted in maintenance windows like the rest of the warnings.
+            with_mute(ymap! {
+                "receiver" => ANALYZER,
+                "matchers" => matchers(&[&format!("alertname=~\"{}\"", REMEDIABLE.join("|"))]),
+                "group_wait" => dur(ctx.scaled(10)),
+                "group_interval" => dur(ctx.scaled(60)),
+                "continue" => true,
+            }),
             with_mute(ymap! { "receiver" => WECOM, "matchers" => matchers(&["severity=\"warning\""]) }),
             with_mute(ymap! { "receiver" => EMAIL, "matchers" => matchers(&["severity=\"info\""]) }),
         ],

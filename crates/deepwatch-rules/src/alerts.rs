@@ -1,5 +1,6 @@
 //! The fast alert rules: critical latency with a recovery hold, the warning/critical threshold
-//! pairs, P1 model unavailable, and target absent / scrape failing / node down. Every alert
+//! pairs, P1 model unavailable, a failing canary (`canary`), and target absent / scrape
+//! failing / node down. Every alert
 //! comes with its promtool cases (see `hysteresis`), and every expression reads recorded
 //! series or catalog metrics only.
 
@@ -25,6 +26,7 @@ pub mod names {
     pub const TARGET_DOWN: &str = "TargetDown";
     pub const TARGET_ABSENT: &str = "TargetAbsent";
     pub const MODEL_UNAVAILABLE: &str = "ModelUnavailable";
+    pub const CANARY_FAILING: &str = "CanaryFailing";
     pub const GPU_UTILIZATION: &str = "GPUUtilizationHigh";
     pub const GPU_MEMORY: &str = "GPUMemoryHigh";
     /// Alerts about one node's GPUs, muted while that node is down.
@@ -247,8 +249,11 @@ fn unavailable(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>
             ("code", code),
         ])
     };
-    // ok requests stop at sample 20 while failures go on.
-    let stop = 20;
+    // The first upstream goes down at sample 10, the second at `second`: every upstream down
+    // fires `for` later. Then ok requests stop while failures go on (late enough that the
+    // no-success variant cannot fire before the all-down check, at any time scale).
+    let second = 12;
+    let stop = second + nf + 1;
     let total = stop + win_evals + nf + 20;
     let ok_values =
         values(&[format!("0+10x{}", stop - 1), run(10.0 * (stop - 1) as f64, total - stop)]);
@@ -276,17 +281,17 @@ fn unavailable(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>
             ),
             (
                 series_text(upstream.name(), &upstream_example("http://10.0.0.2:8000")),
-                values(&[run(1.0, 30), run(0.0, total - 30)]),
+                values(&[run(1.0, second), run(0.0, total - second)]),
             ),
         ],
         alerts: vec![
             AlertCheck {
-                at_secs: (stop - 1) * e,
+                at_secs: (second + nf - 1) * e,
                 alertname: names::MODEL_UNAVAILABLE.into(),
                 firing: vec![],
             },
             AlertCheck {
-                at_secs: (30 + nf) * e,
+                at_secs: (second + nf) * e,
                 alertname: names::MODEL_UNAVAILABLE.into(),
                 firing: vec![down.clone()],
             },
@@ -298,6 +303,17 @@ fn unavailable(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>
         ],
         exprs: vec![],
     });
+}
+
+/// Shortest `for` of `TargetAbsent` in time-scaled runs: Prometheus start-up (first target
+/// set after up to 5 s, then a first scrape) must not read as a vanished target.
+pub const ABSENT_STARTUP_GRACE_SECS: u64 = 30;
+
+/// `for` of `TargetAbsent`: the configured `target_down_for_secs`, scaled, but at least the
+/// start-up grace (or the configured value, if that is shorter).
+pub fn absent_for_secs(ctx: &Ctx<'_>) -> u64 {
+    let configured = ctx.cfg.thresholds.target_down_for_secs;
+    ctx.scaled(configured).max(configured.min(ABSENT_STARTUP_GRACE_SECS))
 }
 
 /// Scrape failing (per target), node down (agent target), target absent (per job).
@@ -331,6 +347,11 @@ fn targets(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
         .filter(|(_, t)| !t.is_empty())
         .map(|(j, _)| j)
         .collect();
+    // A fresh Prometheus has no `up` series until it applied its targets (its discovery
+    // manager sends the first target set after up to 5 s) and scraped them once; a `for`
+    // scaled down to a second or two would fire on every start. Scaled runs keep at least
+    // `ABSENT_STARTUP_GRACE_SECS` (never more than the configured value, so scale 1 is exact).
+    let absent_for = absent_for_secs(ctx);
     if !absent_jobs.is_empty() {
         let expr = absent_jobs
             .iter()
@@ -340,20 +361,21 @@ fn targets(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
         alerts.push(Alert {
             name: names::TARGET_ABSENT.into(),
             expr,
-            for_secs,
+            for_secs: absent_for,
             keep_firing_secs: 0,
             severity: "warning",
             labels: vec![],
             summary: "No {{ $labels.job }} target is known to Prometheus".into(),
-            description: format!("Prometheus has no `up` series for job {{{{ $labels.job }}}} for {}: the target is gone from the config or from service discovery.", dur(for_secs)),
+            description: format!("Prometheus has no `up` series for job {{{{ $labels.job }}}} for {}: the target is gone from the config or from service discovery.", dur(absent_for)),
             dashboard: INCIDENTS,
         });
     }
     let e = ctx.eval();
     let nf = for_secs.div_ceil(e);
+    let na = absent_for.div_ceil(e);
     // The gateway target fails from the start and vanishes (stale) at `gone`.
     let gone = nf + 5;
-    let total = gone + nf + 10;
+    let total = (gone + na + 10).max(10 + nf + 10);
     let agent = l(&[("job", jobs::AGENT), ("instance", "gpu-node-1:9464")]);
     let gw = l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9465")]);
     let mut series_list = vec![
@@ -394,8 +416,14 @@ fn targets(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
                 alertname: names::TARGET_ABSENT.into(),
                 firing: vec![],
             },
+            // Absent, but not for `absent_for` yet.
             AlertCheck {
-                at_secs: (gone + nf + 2) * e,
+                at_secs: (gone + na - 1) * e,
+                alertname: names::TARGET_ABSENT.into(),
+                firing: vec![],
+            },
+            AlertCheck {
+                at_secs: (gone + na + 2) * e,
                 alertname: names::TARGET_ABSENT.into(),
                 firing: vec![l(&[("job", jobs::GATEWAY), ("severity", "warning")])],
             },
@@ -410,6 +438,8 @@ pub fn file(ctx: &Ctx<'_>) -> RuleFile {
     latency_alert(ctx, &mut alerts, &mut tests);
     threshold_alerts(ctx, &mut alerts, &mut tests);
     unavailable(ctx, &mut alerts, &mut tests);
+    alerts.extend(crate::canary::rules(ctx));
+    tests.extend(crate::canary::tests(ctx));
     targets(ctx, &mut alerts, &mut tests);
     RuleFile {
         stem: "alerts",

@@ -8,6 +8,7 @@ pub mod yaml;
 
 pub mod alertmanager;
 pub mod alerts;
+pub mod canary;
 pub mod check;
 pub mod grafana;
 pub mod hysteresis;

@@ -1,19 +1,45 @@
 //! SLO rules: error ratios over the SRE-workbook windows, objective and remaining budget
 //! series, and multi-window multi-burn-rate alerts (page: 1h/5m at 14.4 or 6h/30m at 6;
 //! ticket: 1d/2h at 3 or 3d/6h at 1), with promtool cases that must page, must only open a
-//! ticket, and must stop paging soon after errors stop.
+//! ticket, and must stop paging soon after errors stop. Windows scale with `time_scale` like
+//! every other interval, so a short fault in a scaled run stops paging as soon, relatively,
+//! as a real one does.
 
 use crate::alerts::{l, OVERVIEW};
 use crate::model::{
     labels, series_text, Alert, AlertCheck, Group, Labels, Record, Rule, RuleFile, TestCase,
 };
-use crate::promql::{num, rate, sel, series, sum_by};
+use crate::promql::{dur, num, rate, sel, series, sum_by};
 use crate::recording::ERROR_OUTCOMES;
 use crate::Ctx;
 use deepwatch_core::catalog::gateway;
 use deepwatch_core::config::rules::{Slo, SloKind};
 
+/// Burn-rate windows by their nominal name. Series keep the nominal name
+/// (`slo:sli_error:ratio_rate5m`) at every time scale, so dashboards read the same names;
+/// the range they are computed over is scaled like every other interval (`range`).
 pub const WINDOWS: &[&str] = &["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
+/// Budget-remaining look-back, nominal.
+pub const BUDGET_PERIOD: &str = "30d";
+
+/// Seconds of a nominal window name (`5m`, `1h`, `1d`, `30d`).
+pub fn window_secs(name: &str) -> u64 {
+    let (n, unit) = name.split_at(name.len() - 1);
+    let n: u64 = n.parse().unwrap_or(0);
+    n * match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => 0,
+    }
+}
+
+/// The range a nominal window is computed over: scaled, at least four scrapes.
+pub fn range(ctx: &Ctx<'_>, name: &str) -> String {
+    dur(ctx.scaled(window_secs(name)).max(4 * ctx.scrape()))
+}
 /// (long window, short window, burn factor), page pairs first.
 pub const PAGE: &[(&str, &str, f64)] = &[("1h", "5m", 14.4), ("6h", "30m", 6.0)];
 pub const TICKET: &[(&str, &str, f64)] = &[("1d", "2h", 3.0), ("3d", "6h", 1.0)];
@@ -104,13 +130,14 @@ fn rules(ctx: &Ctx<'_>, slo: &Slo) -> (Vec<Rule>, Vec<Rule>, Vec<Alert>) {
         })
     };
     let mut fast: Vec<Rule> =
-        WINDOWS.iter().map(|w| record(ratio_name(w), error_ratio(slo, w))).collect();
+        WINDOWS.iter().map(|w| record(ratio_name(w), error_ratio(slo, &range(ctx, w)))).collect();
     fast.push(record(OBJECTIVE.into(), format!("vector({})", num(slo.objective))));
     let slow = vec![record(
         BUDGET_REMAINING.into(),
         format!(
-            "1 - avg_over_time({}[30d]) / {}",
+            "1 - avg_over_time({}[{}]) / {}",
             slo_sel(&ratio_name("5m"), slo),
+            range(ctx, BUDGET_PERIOD),
             budget(slo.objective)
         ),
     )];
@@ -180,7 +207,9 @@ fn counter(per: f64, n: u64, per2: f64, m: u64) -> String {
 
 fn tests(ctx: &Ctx<'_>, slos: &[Slo]) -> Vec<TestCase> {
     let e = ctx.scaled(30);
-    let per_hour = 3600 / e;
+    let per_hour = ctx.scaled(3600) / e;
+    // Check times are nominal seconds, scaled and kept on an evaluation.
+    let at = |secs: u64| (ctx.scaled(secs) / e).max(1) * e;
     let fired = |slo: &Slo, severity: &str| {
         let mut x = labels(&[("severity", severity), ("slo", &slo.name)]);
         x.sort();
@@ -224,17 +253,17 @@ fn tests(ctx: &Ctx<'_>, slos: &[Slo]) -> Vec<TestCase> {
             alerts: vec![
                 AlertCheck { at_secs: e, alertname: name.clone(), firing: vec![] },
                 AlertCheck {
-                    at_secs: 600,
+                    at_secs: at(600),
                     alertname: name.clone(),
                     firing: vec![fired(slo, "critical")],
                 },
                 AlertCheck {
-                    at_secs: 1800,
+                    at_secs: at(1800),
                     alertname: name.clone(),
                     firing: vec![fired(slo, "critical"), fired(slo, "warning")],
                 },
                 AlertCheck {
-                    at_secs: 3600 + 2400,
+                    at_secs: at(3600 + 2400),
                     alertname: name.clone(),
                     firing: vec![fired(slo, "warning")],
                 },
@@ -246,9 +275,9 @@ fn tests(ctx: &Ctx<'_>, slos: &[Slo]) -> Vec<TestCase> {
             interval_secs: e,
             series: series_for(good, 2 * per_hour, 0),
             alerts: vec![
-                AlertCheck { at_secs: 600, alertname: name.clone(), firing: vec![] },
+                AlertCheck { at_secs: at(600), alertname: name.clone(), firing: vec![] },
                 AlertCheck {
-                    at_secs: 7000,
+                    at_secs: at(7000),
                     alertname: name.clone(),
                     firing: vec![fired(slo, "warning")],
                 },

@@ -84,14 +84,55 @@ fn alertmanager_config_and_routes_pass_amtool() {
     assert!(!run_tool(&bin, &args, &am).0);
 }
 
-/// The e2e test and the demo shrink every interval; the generated tests still hold.
+/// The e2e tests and the demo shrink every interval (the demo by 30, the e2e tests by 60);
+/// the generated tests still hold, SLO burn-rate windows included.
 #[test]
 fn time_scaled_alert_tests_pass() {
-    let dir = write(Options { time_scale: 5 });
-    let prom = dir.path().join("prometheus");
-    let text = std::fs::read_to_string(prom.join("rules/alerts.yml")).unwrap();
-    assert!(text.contains("interval: 1s"), "{text}");
-    promtool(&["test", "rules", "tests/alerts.test.yml", "tests/recording.test.yml"], &prom);
+    for time_scale in [5, 60] {
+        let dir = write(Options { time_scale });
+        let prom = dir.path().join("prometheus");
+        let text = std::fs::read_to_string(prom.join("rules/alerts.yml")).unwrap();
+        assert!(text.contains("interval: 1s"), "{text}");
+        promtool(
+            &[
+                "test",
+                "rules",
+                "tests/alerts.test.yml",
+                "tests/recording.test.yml",
+                "tests/slo.test.yml",
+            ],
+            &prom,
+        );
+    }
+}
+
+/// Scaled runs scale the burn-rate windows too (a 5-minute fault must not page for an hour
+/// of scaled time), and `TargetAbsent` keeps a start-up grace; scale 1 is untouched.
+#[test]
+fn time_scale_shrinks_burn_windows_and_keeps_the_absent_grace() {
+    let read = |time_scale: u64, file: &str| {
+        let out = generate(&RulesConfig::default(), Options { time_scale }).unwrap();
+        out.files[&format!("prometheus/rules/{file}.yml")].clone()
+    };
+    let slo_1 = read(1, "slo");
+    for w in ["[5m]", "[1h]", "[6h]", "[3d]", "[30d]"] {
+        assert!(slo_1.contains(w), "scale 1 lost window {w}");
+    }
+    let slo_60 = read(60, "slo");
+    for w in ["[5s]", "[1m]", "[6m]", "[72m]", "[12h]"] {
+        assert!(slo_60.contains(w), "scale 60 has no window {w}:\n{slo_60}");
+    }
+    for w in ["[1h]", "[6h]", "[1d]", "[3d]", "[30d]"] {
+        assert!(!slo_60.contains(w), "scale 60 still uses window {w}");
+    }
+    let absent_for = |text: &str| {
+        let at = text.find("alert: TargetAbsent").expect("TargetAbsent rule");
+        let rest = &text[at..];
+        let line = rest.lines().find(|l| l.trim_start().starts_with("for:")).unwrap();
+        line.trim().trim_start_matches("for:").trim().to_string()
+    };
+    assert_eq!(absent_for(&read(1, "alerts")), "1m");
+    assert_eq!(absent_for(&read(60, "alerts")), "30s");
 }
 
 /// The committed deploy/ passes the tools directly (the drift test keeps it equal to the generator).
