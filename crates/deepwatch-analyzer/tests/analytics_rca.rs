@@ -78,7 +78,7 @@ async fn a_report_has_timeline_changes_reproduction_and_pool_comparison() {
     assert_eq!(report.changes_before_onset.len(), 1);
     let repro = report.reproduction.as_ref().expect("latency maps to a chaos command");
     assert!(repro.command.starts_with("deepwatch chaos"), "{}", repro.command);
-    assert!(repro.command.contains(&scenario.target), "{}", repro.command);
+    assert!(repro.why.contains(&scenario.target), "{}", repro.why);
     assert!(!report.comparisons.is_empty(), "blue and green serve the same model");
 
     let dir = tempfile::tempdir().unwrap();

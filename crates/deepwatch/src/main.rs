@@ -81,4 +81,17 @@ mod tests {
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    /// Every reproduction the root-cause report can suggest parses with this very CLI.
+    #[test]
+    fn rca_suggested_reproductions_parse() {
+        let examples = deepwatch_analyzer::rca::report::reproduction_examples();
+        let kinds = deepwatch_analyzer::rca::report::REPRODUCIBLE.len();
+        assert_eq!(examples.len(), kinds, "one suggestion per reproducible candidate");
+        for r in examples {
+            let cli = Cli::try_parse_from(&r.argv)
+                .unwrap_or_else(|e| panic!("suggested {:?} does not parse:\n{e}", r.command));
+            assert!(matches!(cli.command, Command::Chaos(_)), "{}", r.command);
+        }
+    }
 }
