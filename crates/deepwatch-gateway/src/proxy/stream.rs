@@ -124,6 +124,7 @@ impl ProxyStream {
     }
 
     fn on_frame(&mut self, frame: Bytes, t: Instant) {
+        let queued_before = self.queue.len();
         self.scanner.push(&frame, &mut self.events);
         let events = std::mem::take(&mut self.events);
         let whole = events.len() == 1 && events[0].raw.len() == frame.len();
@@ -198,6 +199,15 @@ impl ProxyStream {
             }
         }
         self.events = events;
+        // Several events from one read go out as one chunk: one write, fewer iovecs.
+        if self.queue.len() > queued_before + 1 {
+            let parts: Vec<Bytes> = self.queue.drain(queued_before..).collect();
+            let mut joined = bytes::BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+            for p in &parts {
+                joined.extend_from_slice(p);
+            }
+            self.queue.push_back(joined.freeze());
+        }
     }
 
     /// Scans a chunk's text; returns the bytes to forward (rewritten for redact/block), or
