@@ -1,12 +1,14 @@
 //! Shared by the end-to-end tests of the `deepwatch` binary: HTTP receivers that record what
 //! Alertmanager delivers (webhook, WeCom API), an SMTP sink (python3-aiosmtpd), the Grafana
-//! panel-query expander, and the child processes of the real binary.
+//! panel-query expander, the child processes of the real binary, and watchers that time an
+//! incident (alerts in Prometheus, outcomes of load requests).
 #![allow(dead_code)]
 
 pub mod grafana;
 pub mod procs;
 pub mod recorder;
 pub mod smtp;
+pub mod watch;
 
 use std::time::Duration;
 use tokio::time::Instant;
