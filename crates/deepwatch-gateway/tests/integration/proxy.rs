@@ -87,7 +87,7 @@ async fn chunks_reach_the_client_as_they_arrive() {
     let first = first_content.unwrap();
     // 4 gaps of 150 ms: the whole stream takes >= 600 ms, the first word must not wait for it.
     assert!(total >= Duration::from_millis(600), "{total:?}");
-    assert!(first < Duration::from_millis(300), "first content after {first:?} of {total:?}");
+    assert!(first < total / 2, "first content after {first:?} of {total:?}");
 }
 
 #[tokio::test]
