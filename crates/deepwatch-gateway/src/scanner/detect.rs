@@ -82,8 +82,14 @@ impl Detectors {
     /// same start the longer wins: `13812345678@qq.com` is an e-mail, not a phone).
     pub fn find(&self, text: &str, kinds: &[Kind]) -> Vec<Match> {
         let mut found = Vec::new();
+        // The shortest value any detector matches is 6 bytes (`a@b.io`); streamed output is
+        // released a word at a time, so most calls end here.
+        if text.len() < 6 {
+            return found;
+        }
         let wants = |k: Kind| kinds.contains(&k);
-        if wants(Kind::ApiKey) {
+        let digits = text.bytes().any(|b| b.is_ascii_digit());
+        if wants(Kind::ApiKey) && text.len() >= 15 {
             found.extend(self.api_key.find_iter(text).map(|m| Match {
                 kind: Kind::ApiKey,
                 start: m.start(),
@@ -97,7 +103,7 @@ impl Detectors {
                 end: m.end(),
             }));
         }
-        if wants(Kind::Ipv4) && text.contains('.') {
+        if wants(Kind::Ipv4) && digits && text.contains('.') {
             for m in self.ipv4.find_iter(text) {
                 let bytes = text.as_bytes();
                 let dotted_before = m.start() > 0 && bytes[m.start() - 1] == b'.';
@@ -110,7 +116,7 @@ impl Detectors {
                 }
             }
         }
-        if kinds.iter().any(|k| matches!(k, Kind::Phone | Kind::CnId | Kind::BankCard)) {
+        if digits && kinds.iter().any(|k| matches!(k, Kind::Phone | Kind::CnId | Kind::BankCard)) {
             numbers(text, kinds, &mut found);
         }
         found.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
@@ -294,6 +300,19 @@ mod tests {
     fn longer_match_wins_at_the_same_start() {
         let found = kinds_in("13812345678@qq.com");
         assert_eq!(found, vec![(Kind::Email, "13812345678@qq.com".to_string())]);
+    }
+
+    #[test]
+    fn the_shortest_value_of_each_kind_is_still_found() {
+        for (text, kind) in [
+            ("a@b.io", Kind::Email),
+            ("1.2.3.4", Kind::Ipv4),
+            ("xoxb-1234567890", Kind::ApiKey),
+            ("+12345678", Kind::Phone),
+        ] {
+            let found = kinds_in(text);
+            assert_eq!(found, vec![(kind, text.to_string())], "{text}");
+        }
     }
 
     #[test]
