@@ -45,9 +45,9 @@ impl StreamScanner {
         if cut == 0 {
             return Released::default();
         }
-        let rest = pending.split_off(cut);
-        let final_text = std::mem::replace(pending, rest);
-        release(detectors, kinds, redact_values, &final_text)
+        let released = release(detectors, kinds, redact_values, &pending[..cut]);
+        pending.drain(..cut);
+        released
     }
 
     /// Releases everything pending for one choice field (the choice finished).
