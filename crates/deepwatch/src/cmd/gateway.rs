@@ -64,8 +64,11 @@ impl Args {
             problems.push(&Path::root("--standby"), "needs at least one --upstream");
         }
         if !self.upstream.is_empty() {
-            for (i, u) in self.upstream.iter().chain(&self.standby).enumerate() {
+            for (i, u) in self.upstream.iter().enumerate() {
                 problems.http_url(&Path::root("--upstream").index(i), u);
+            }
+            for (i, u) in self.standby.iter().enumerate() {
+                problems.http_url(&Path::root("--standby").index(i), u);
             }
             c.pools = vec![PoolConfig {
                 name: "primary".into(),
