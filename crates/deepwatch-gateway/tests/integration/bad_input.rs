@@ -151,3 +151,15 @@ async fn an_api_key_is_required_when_configured() {
         2.0
     );
 }
+
+#[tokio::test]
+async fn errors_do_not_reveal_upstream_addresses() {
+    let mut up = Upstream::start(Knobs::default()).await;
+    let gw = start(config(vec![pool("blue", &[up.url()])])).await;
+    up.stop().await;
+    let resp = client().post(chat_url(&gw)).json(&chat_body(false)).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("cannot connect to upstream"), "{text}");
+    assert!(!text.contains(&up.addr.port().to_string()), "upstream address leaked: {text}");
+}
