@@ -13,6 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod pools;
 pub mod proxy;
+pub mod reload;
 pub mod reqlog;
 pub mod rollout;
 pub mod scanner;

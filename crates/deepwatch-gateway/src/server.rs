@@ -138,6 +138,14 @@ impl Gateway {
         &self.shared
     }
 
+    /// Applies a changed config to the running gateway (see `reload`).
+    pub fn reload(
+        &self,
+        cfg: &GatewayConfig,
+    ) -> Result<crate::reload::ReloadReport, deepwatch_core::config::Problems> {
+        crate::reload::apply(&self.shared, cfg)
+    }
+
     /// Stops accepting connections and background tasks; running requests finish.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);

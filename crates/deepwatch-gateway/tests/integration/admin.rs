@@ -251,3 +251,40 @@ async fn faults_are_refused_unless_enabled_and_inject_errors_and_cuts() {
     assert_eq!(sample(&m, "deepwatch_faults_injected_total", &[("kind", "stream_cut")]), Some(1.0));
     assert_eq!(sum(&m, "deepwatch_requests_total", &[("outcome", "stream_cut")]), 1.0);
 }
+
+#[tokio::test]
+async fn a_reload_applies_weights_upstreams_and_faults_and_names_the_rest() {
+    let a = Upstream::start(Knobs::default()).await;
+    let b = Upstream::start(Knobs::default()).await;
+    let mut cfg = config(vec![pool("blue", &[a.url()])]);
+    cfg.faults.enabled = true;
+    let gw = start(cfg.clone()).await;
+    let mut new = cfg.clone();
+    new.pools[0].upstreams = vec![b.url()];
+    new.pools[0].weight = 60;
+    new.faults.rules = vec![deepwatch_core::config::gateway::FaultRule {
+        endpoint: "/v1/chat/completions".into(),
+        latency_ms: 1,
+        ..Default::default()
+    }];
+    new.max_body_bytes = 1;
+    new.pools.push(pool("green", &[a.url()]));
+    let report = gw.reload(&new).unwrap();
+    assert!(report.applied.contains(&"blue weight 60%".to_string()), "{report:?}");
+    assert!(report.applied.iter().any(|r| r.contains("+ ") && r.contains(&b.url())), "{report:?}");
+    assert!(report.applied.iter().any(|r| r.contains("- ") && r.contains(&a.url())), "{report:?}");
+    assert!(report.applied.contains(&"fault rules".to_string()), "{report:?}");
+    assert!(report.needs_restart.contains(&"timeouts and limits".to_string()), "{report:?}");
+    assert!(report.needs_restart.iter().any(|r| r.contains("green")), "{report:?}");
+    client().post(chat_url(&gw)).json(&chat_body(false)).send().await.unwrap();
+    assert_eq!((a.requests(), b.requests()), (0, 1));
+    let (_, ev) = call(&gw, Method::GET, "/admin/events", None).await;
+    let last = ev["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event"], "config_reload");
+    // An invalid config changes nothing.
+    let mut bad = new.clone();
+    bad.pools[0].weight = 150;
+    let err = gw.reload(&bad).unwrap_err().to_string();
+    assert!(err.contains("gateway.pools[0].weight: must be between 0 and 100, got 150"), "{err}");
+    assert_eq!(gw.shared().pools.get("blue").unwrap().weight(), 60);
+}

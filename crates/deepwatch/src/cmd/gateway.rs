@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// deepwatch.toml to read the [gateway] section from.
     #[arg(long, short, value_name = "FILE", env = "DEEPWATCH_CONFIG")]
@@ -95,7 +95,7 @@ impl Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let cfg = args.into_config()?;
+    let cfg = args.clone().into_config()?;
     if cfg.admin_token.is_empty() {
         tracing::warn!(
             "no admin token: the admin API is disabled (only /metrics and /healthz answer)"
@@ -106,11 +106,62 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .await
             .context("starting the gateway")?;
         tracing::info!(proxy = %gateway.proxy_addr(), admin = %gateway.admin_addr(), "gateway ready");
-        shutdown_signal().await;
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        let mut hup = Hangup::new();
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = hup.next() => reload(&gateway, &args),
+            }
+        }
         tracing::info!("gateway stopping");
         gateway.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// SIGHUP: re-reads the config file and applies what can change at run time.
+fn reload(gateway: &Gateway, args: &Args) {
+    if args.config.is_none() {
+        tracing::warn!("SIGHUP ignored: the gateway runs without --config");
+        return;
+    }
+    match args.clone().into_config() {
+        Err(e) => tracing::error!(error = %format!("{e:#}"), "config reload refused"),
+        Ok(cfg) => match gateway.reload(&cfg) {
+            Ok(report) => {
+                tracing::info!(applied = ?report.applied, needs_restart = ?report.needs_restart, "config reloaded")
+            }
+            Err(problems) => tracing::error!(%problems, "config reload refused"),
+        },
+    }
+}
+
+/// SIGHUP, registered once so no signal between two reloads is lost.
+struct Hangup {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    fn new() -> Self {
+        Hangup {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+        }
+    }
+
+    /// Completes on the next SIGHUP (never where there is none).
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = self.signal.as_mut() {
+            if s.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    }
 }
 
 async fn shutdown_signal() {
