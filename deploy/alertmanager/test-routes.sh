@@ -5,7 +5,7 @@ cd "$(dirname "$0")"
 amtool check-config alertmanager.yml
 amtool config routes test --config.file=alertmanager.yml --verify.receivers=phone-sms,analyzer-webhook alertname=RequestLatencyCritical severity=critical model=deepseek-r1
 amtool config routes test --config.file=alertmanager.yml --verify.receivers=phone-sms,analyzer-webhook alertname=ModelUnavailable severity=critical priority=P1
-amtool config routes test --config.file=alertmanager.yml --verify.receivers=wecom alertname=GPUUtilizationHigh severity=warning instance=gpu-node-1:9464
+amtool config routes test --config.file=alertmanager.yml --verify.receivers=wecom alertname=GPUUtilizationHigh severity=warning instance=gpu-node-1:9844
 amtool config routes test --config.file=alertmanager.yml --verify.receivers=analyzer-webhook,wecom alertname=CanaryFailing severity=warning pool=green
 amtool config routes test --config.file=alertmanager.yml --verify.receivers=analyzer-webhook,wecom alertname=PerformanceDrop severity=warning priority=P2
 amtool config routes test --config.file=alertmanager.yml --verify.receivers=email alertname=AccuracyDrop severity=info

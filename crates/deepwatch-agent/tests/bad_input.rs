@@ -139,7 +139,7 @@ fn a_bad_config_file_is_refused_with_every_problem_and_its_path() {
     assert_eq!(
         err,
         "invalid config:\n\
-         agent.listen: must be an address like 127.0.0.1:9464, got \"0.0.0.0\"\n\
+         agent.listen: must be an address like 127.0.0.1:9844, got \"0.0.0.0\"\n\
          agent.process.targets[0]: set exactly one of exact_name, pid_file, cmdline_regex (got 0)\n\
          agent.engines[0].url: must be an http or https URL, got scheme \"vllm\"\n\
          agent.engines[0].max_body_bytes: must be between 1024 and 1073741824, got 10\n\

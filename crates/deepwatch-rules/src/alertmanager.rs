@@ -48,7 +48,7 @@ pub fn route_cases() -> Vec<RouteCase> {
             labels: vec![
                 ("alertname", names::GPU_UTILIZATION),
                 ("severity", "warning"),
-                ("instance", "gpu-node-1:9464"),
+                ("instance", "gpu-node-1:9844"),
             ],
             receivers: vec![WECOM],
         },

@@ -42,7 +42,7 @@ pub fn req_example() -> Labels {
 }
 
 fn node_example() -> Vec<(&'static str, &'static str)> {
-    vec![("job", jobs::AGENT), ("instance", "gpu-node-1:9464")]
+    vec![("job", jobs::AGENT), ("instance", "gpu-node-1:9844")]
 }
 
 fn with(base: Vec<(&'static str, &'static str)>, more: &[(&'static str, &'static str)]) -> Labels {
@@ -170,7 +170,7 @@ fn threshold_alerts(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<Test
                 alertname: "InterNodeLatencyHigh",
                 series: Names::peer_latency(t.inter_node_latency.quantile.unwrap_or(0.99)),
                 ids: &["instance", "peer"],
-                example: with(node_example(), &[("peer", "gpu-node-2:9464")]),
+                example: with(node_example(), &[("peer", "gpu-node-2:9844")]),
                 scale: 1.0,
                 dashboard: RESOURCES,
                 what: "Inter-node connect latency",
@@ -264,10 +264,10 @@ fn unavailable(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>
         x
     };
     let upstream_example = |u: &str| {
-        l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9465"), ("pool", "blue"), ("upstream", u)])
+        l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9845"), ("pool", "blue"), ("upstream", u)])
     };
     let mut down =
-        l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9465"), ("severity", "critical")]);
+        l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9845"), ("severity", "critical")]);
     down.extend(p1("all_upstreams_down"));
     tests.push(TestCase {
         name: "ModelUnavailable: no success while requests arrive; every upstream down".into(),
@@ -376,8 +376,8 @@ fn targets(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
     // The gateway target fails from the start and vanishes (stale) at `gone`.
     let gone = nf + 5;
     let total = (gone + na + 10).max(10 + nf + 10);
-    let agent = l(&[("job", jobs::AGENT), ("instance", "gpu-node-1:9464")]);
-    let gw = l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9465")]);
+    let agent = l(&[("job", jobs::AGENT), ("instance", "gpu-node-1:9844")]);
+    let gw = l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9845")]);
     let mut series_list = vec![
         (series_text("up", &agent), values(&[run(1.0, 10), run(0.0, total - 10)])),
         (series_text("up", &gw), values(&[run(0.0, gone), "stale".into()])),

@@ -172,7 +172,7 @@ fn requests(pool: &str, version: &str, outcome: &str, values: String) -> (String
 }
 
 fn step(pool: &str, values: String) -> (String, String) {
-    let x = l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9465"), ("pool", pool)]);
+    let x = l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9845"), ("pool", pool)]);
     (series_text(gateway::ROLLOUT_STEP.name, &x), values)
 }
 

@@ -94,7 +94,7 @@ fn agent_daemonset(ctx: &Ctx<'_>) -> Y {
         ctx,
         "agent",
         vec!["agent", "--config", "/etc/deepwatch/deepwatch.toml"],
-        9464,
+        9844,
         false,
         Some((mounts, volumes)),
     );
@@ -216,7 +216,7 @@ pub fn files(ctx: &Ctx<'_>, rule_files: &[RuleFile], links: &Links<'_>) -> Vec<(
         ("kubernetes/agent.yaml".into(), docs(vec![agent_daemonset(ctx)])),
         (
             "kubernetes/gateway.yaml".into(),
-            docs(vec![deployment(ctx, "gateway", 2, 9465, false), service(ctx, "gateway", 9465)]),
+            docs(vec![deployment(ctx, "gateway", 2, 9845, false), service(ctx, "gateway", 9845)]),
         ),
         (
             "kubernetes/analyzer.yaml".into(),

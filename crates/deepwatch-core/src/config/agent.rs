@@ -515,7 +515,7 @@ address = "10.0.0.2"
 "#,
         );
         for expected in [
-            "agent.listen: must be an address like 127.0.0.1:9464, got \"localhost\"",
+            "agent.listen: must be an address like 127.0.0.1:9844, got \"localhost\"",
             "agent.engines[0].url: must be an http or https URL, got scheme \"localhost\"",
             "agent.engines[0].timeout_ms: must be greater than 0, got 0",
             "agent.engines[1].name: duplicate engine name \"a\"",

@@ -189,10 +189,10 @@ impl Problems {
         }
     }
 
-    /// `value` must be a socket address such as `127.0.0.1:9464`.
+    /// `value` must be a socket address such as `127.0.0.1:9844`.
     pub fn socket_addr(&mut self, path: &Path, value: &str) {
         if value.parse::<std::net::SocketAddr>().is_err() {
-            self.push(path, format!("must be an address like 127.0.0.1:9464, got {value:?}"));
+            self.push(path, format!("must be an address like 127.0.0.1:9844, got {value:?}"));
         }
     }
 
@@ -304,5 +304,21 @@ mod drift {
                 "deepwatch.example.toml drifted from `deepwatch config example`; regenerate it with\n  DEEPWATCH_BLESS=1 cargo test -p deepwatch-core drift\n--- generated ---\n{generated}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod defaults_agree {
+    use super::Config;
+
+    /// The default scrape targets of the rules spec are where the default agent, gateway admin
+    /// listener and analyzer listen, so `deepwatch rules` with no config scrapes a default stack.
+    #[test]
+    fn rules_targets_match_component_listen_defaults() {
+        let c = Config::default();
+        assert_eq!(c.rules.targets.agents, vec![c.agent.listen.clone()]);
+        assert_eq!(c.rules.targets.gateways, vec![c.gateway.admin_listen.clone()]);
+        assert_eq!(c.rules.targets.analyzer, vec![c.analyzer.listen.clone()]);
+        assert!(c.rules.receivers.analyzer_webhook_url.contains(&c.analyzer.listen));
     }
 }

@@ -266,8 +266,8 @@ pub struct Targets {
 impl Default for Targets {
     fn default() -> Self {
         Targets {
-            agents: vec!["127.0.0.1:9464".into()],
-            gateways: vec!["127.0.0.1:9465".into()],
+            agents: vec!["127.0.0.1:9844".into()],
+            gateways: vec!["127.0.0.1:9845".into()],
             analyzer: vec!["127.0.0.1:9466".into()],
             node_exporter: vec!["127.0.0.1:9100".into()],
             pushgateway: vec!["127.0.0.1:9091".into()],
@@ -657,8 +657,8 @@ require_tls = false
 
 # Static scrape targets (host:port) per job.
 [rules.targets]
-agents = ["127.0.0.1:9464"]
-gateways = ["127.0.0.1:9465"]
+agents = ["127.0.0.1:9844"]
+gateways = ["127.0.0.1:9845"]
 analyzer = ["127.0.0.1:9466"]
 node_exporter = ["127.0.0.1:9100"]
 pushgateway = ["127.0.0.1:9091"]

@@ -8,7 +8,7 @@ fn the_wrong_fixture_reports_every_problem_with_its_path() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bad-gateway.toml");
     let err = Config::load(std::path::Path::new(path)).unwrap_err().to_string();
     for want in [
-        "gateway.admin_listen: must be an address like 127.0.0.1:9464, got \"localhost\"",
+        "gateway.admin_listen: must be an address like 127.0.0.1:9844, got \"localhost\"",
         "gateway.pools[1].weight: must be between 0 and 100, got 150",
         "gateway.pools[1].name: duplicate pool name \"blue\"",
         "gateway.pools[1].upstreams[0]: must be an http or https URL, got scheme \"ftp\"",
