@@ -6,19 +6,6 @@ use crate::engines::vllm;
 
 const GPU: &[&str] = &["gpu", "gpu_uuid", "gpu_name"];
 
-macro_rules! spec {
-    ($name:literal, $kind:ident, $unit:literal, $labels:expr, $help:literal) => {
-        MetricSpec {
-            name: $name,
-            help: $help,
-            kind: MetricType::$kind,
-            unit: $unit,
-            labels: $labels,
-            buckets: &[],
-        }
-    };
-}
-
 // === GPU ===
 
 pub const GPU_UTILIZATION: MetricSpec = spec!("deepwatch_gpu_utilization_ratio", Gauge, "ratio", GPU,

@@ -7,19 +7,6 @@ use super::{buckets, MetricSpec, MetricType};
 /// analyzer keeps from the PromQL result (others fold away).
 pub const SERIES_LABELS: &[&str] = &["series", "model", "model_version", "pool", "instance"];
 
-macro_rules! spec {
-    ($name:literal, $kind:ident, $unit:literal, $labels:expr, $help:literal) => {
-        MetricSpec {
-            name: $name,
-            help: $help,
-            kind: MetricType::$kind,
-            unit: $unit,
-            labels: $labels,
-            buckets: &[],
-        }
-    };
-}
-
 // === baselines ===
 
 pub const BASELINE_EXPECTED: MetricSpec = spec!(

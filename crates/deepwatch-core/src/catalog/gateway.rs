@@ -3,36 +3,10 @@
 //! sensitive-data scanner and fault injection. Label values are bounded by allow-lists in the
 //! gateway config; anything else folds into `other`.
 
-use super::{buckets, MetricSpec, MetricType};
+use super::{buckets, MetricSpec};
 
 /// Identity of a request as every request metric labels it.
 pub const REQUEST_LABELS: &[&str] = &["model", "model_version", "pool", "endpoint", "tenant"];
-
-macro_rules! hist {
-    ($name:literal, $unit:literal, $labels:expr, $buckets:expr, $help:literal) => {
-        MetricSpec {
-            name: $name,
-            help: $help,
-            kind: MetricType::Histogram,
-            unit: $unit,
-            labels: $labels,
-            buckets: $buckets,
-        }
-    };
-}
-
-macro_rules! spec {
-    ($name:literal, $kind:ident, $unit:literal, $labels:expr, $help:literal) => {
-        MetricSpec {
-            name: $name,
-            help: $help,
-            kind: MetricType::$kind,
-            unit: $unit,
-            labels: $labels,
-            buckets: &[],
-        }
-    };
-}
 
 // === latency ===
 

@@ -5,6 +5,34 @@
 //! Each component owns one file (`agent.rs`, `gateway.rs`, ...) with an `ALL` list; `all()`
 //! chains them and the tests below check naming, units and label rules for every entry.
 
+/// A non-histogram catalog entry: `spec!(name, Kind, unit, labels, help)`.
+macro_rules! spec {
+    ($name:literal, $kind:ident, $unit:literal, $labels:expr, $help:literal) => {
+        $crate::catalog::MetricSpec {
+            name: $name,
+            help: $help,
+            kind: $crate::catalog::MetricType::$kind,
+            unit: $unit,
+            labels: $labels,
+            buckets: &[],
+        }
+    };
+}
+
+/// A histogram catalog entry: `hist!(name, unit, labels, buckets, help)`.
+macro_rules! hist {
+    ($name:literal, $unit:literal, $labels:expr, $buckets:expr, $help:literal) => {
+        $crate::catalog::MetricSpec {
+            name: $name,
+            help: $help,
+            kind: $crate::catalog::MetricType::Histogram,
+            unit: $unit,
+            labels: $labels,
+            buckets: $buckets,
+        }
+    };
+}
+
 pub mod agent;
 pub mod analyzer;
 pub mod buckets;
