@@ -35,30 +35,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let listener = Agent::bind(&agent_config.listen).await?;
         let addr = listener.local_addr().context("bound address")?;
         tracing::info!(listen = %addr, collectors = ?agent.collectors().names(), "agent serving /metrics and /healthz");
-        agent.serve(listener, shutdown_signal()).await?;
+        agent.serve(listener, super::shutdown_signal()).await?;
         tracing::info!("agent stopped");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
 }

@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .await
             .context("starting the gateway")?;
         tracing::info!(proxy = %gateway.proxy_addr(), admin = %gateway.admin_addr(), "gateway ready");
-        let stop = shutdown_signal();
+        let stop = super::shutdown_signal();
         tokio::pin!(stop);
         let mut hup = Hangup::new();
         loop {
@@ -161,26 +161,5 @@ impl Hangup {
             }
         }
         std::future::pending::<()>().await
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
     }
 }

@@ -45,7 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .context("starting the analyzer daemon")?;
         let stop = running.stopper();
         tokio::spawn(async move {
-            super::super::agent::shutdown_signal().await;
+            crate::cmd::shutdown_signal().await;
             tracing::info!("shutting down: finishing the alert in progress");
             let _ = stop.send(true);
         });
