@@ -1,7 +1,9 @@
 //! Upstream pools and routing. Pools have a weight (share of their priority tier: blue-green and
 //! canary splits) and a priority (a higher number is a standby). A request goes to the lowest
 //! priority tier that has a healthy upstream in a pool of weight above 0, split by weight, then
-//! round-robin over that pool's healthy upstreams. A forced failover overrides all of it.
+//! round-robin over that pool's healthy upstreams. A forced failover overrides all of it; a
+//! pinned request (trusted callers only, see `proxy::pin`) overrides that too, but only ever
+//! goes to a healthy upstream of its own pools.
 //! Tier changes are detected from health (not from one request's retry) and become `failover` /
 //! `failback` events.
 
@@ -233,6 +235,25 @@ impl Pools {
             }
         }
         None
+    }
+
+    /// Where an attempt of a pinned request goes: a healthy upstream not in `exclude` of the
+    /// first of `pools` (ordered by priority) that has one. Weights, priorities between tiers
+    /// and forced failover do not apply; `None` when no pinned pool has a healthy upstream
+    /// (never another pool).
+    pub fn select_pinned(&self, pools: &[Arc<Pool>], exclude: &[Arc<Upstream>]) -> Option<Route> {
+        pools.iter().find_map(|pool| {
+            let upstream = pool.pick(exclude, false)?;
+            Some(Route { pool: pool.clone(), upstream })
+        })
+    }
+
+    /// The pools serving `model_version`, lowest priority number first (config order within).
+    pub fn of_version(&self, model_version: &str) -> Vec<Arc<Pool>> {
+        let mut pools: Vec<Arc<Pool>> =
+            self.pools.iter().filter(|p| p.model_version == model_version).cloned().collect();
+        pools.sort_by_key(|p| p.priority);
+        pools
     }
 
     /// Pools that would receive traffic now (forced pool, or the serving tier's weighted pools).

@@ -67,7 +67,12 @@ pub fn apply(shared: &Shared, new: &GatewayConfig) -> Result<ReloadReport, Probl
         ("listen", old.listen != new.listen),
         ("admin_listen", old.admin_listen != new.admin_listen),
         ("admin_token", old.admin_token != new.admin_token),
-        ("api_keys", old.api_keys != new.api_keys || old.require_api_key != new.require_api_key),
+        (
+            "api_keys",
+            old.api_keys != new.api_keys
+                || old.require_api_key != new.require_api_key
+                || old.pin_keys != new.pin_keys,
+        ),
         ("scanner", old.scanner != new.scanner),
         ("retry", old.retry != new.retry),
         ("rollout defaults", old.rollout != new.rollout),

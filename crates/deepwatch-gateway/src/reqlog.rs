@@ -18,6 +18,9 @@ pub struct Line {
     pub model_version: String,
     pub pool: String,
     pub upstream: String,
+    /// `pool=<name>` or `model_version=<version>` when a trusted caller pinned the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
     pub stream: bool,
     pub status: u16,
     pub outcome: &'static str,

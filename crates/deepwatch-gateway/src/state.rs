@@ -36,6 +36,8 @@ pub struct Shared {
     pub metrics: Arc<GatewayMetrics>,
     pub labels: LabelBounds,
     pub api_keys: HashMap<String, String>,
+    /// Keys allowed to pin a pool or model version (`proxy::pin`).
+    pub pin_keys: HashSet<String>,
     pub pools: Arc<Pools>,
     pub rollouts: Arc<Rollouts>,
     pub scanner: Scanner,
@@ -92,6 +94,7 @@ impl Shared {
         let shared = Shared {
             labels: LabelBounds::new(tenants, &cfg.models, cfg.max_model_labels),
             api_keys: cfg.api_keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            pin_keys: cfg.pin_keys.iter().cloned().collect(),
             rollouts: Rollouts::new(
                 cfg.rollout.clone(),
                 pools.clone(),

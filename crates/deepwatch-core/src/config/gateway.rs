@@ -11,6 +11,12 @@ use std::collections::{BTreeMap, HashSet};
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 /// Default admin and `/metrics` address: loopback only, next to the agent's 9844.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9845";
+/// Request header pinning a request to one pool (keys in `pin_keys` only); also the response
+/// header naming the pool that answered.
+pub const POOL_HEADER: &str = "x-deepwatch-pool";
+/// Request header pinning a request to the pools of one `model_version` (keys in `pin_keys`
+/// only); also the response header naming the answering pool's `model_version`.
+pub const MODEL_VERSION_HEADER: &str = "x-deepwatch-model-version";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +35,10 @@ pub struct GatewayConfig {
     pub require_api_key: bool,
     /// API key -> tenant name. The tenant labels metrics and selects the scanner policy.
     pub api_keys: BTreeMap<String, String>,
+    /// Keys of `api_keys` whose requests may pin a pool (`x-deepwatch-pool`) or a model
+    /// version (`x-deepwatch-model-version`), bypassing weights, priorities and forced
+    /// failover: golden-prompt probes, debugging. Anyone else sending a pin header gets 403.
+    pub pin_keys: Vec<String>,
     /// Tenant label values; empty = every tenant named in `api_keys`. Others fold into `other`.
     pub tenants: Vec<String>,
     /// Model names served; empty = any model (the first `max_model_labels` distinct names
@@ -67,6 +77,7 @@ impl Default for GatewayConfig {
             workers: 0,
             require_api_key: false,
             api_keys: BTreeMap::new(),
+            pin_keys: Vec::new(),
             tenants: Vec::new(),
             models: Vec::new(),
             max_model_labels: 16,
@@ -327,6 +338,19 @@ impl GatewayConfig {
             }
             problems.non_empty(&path.field("api_keys").key(key), tenant);
         }
+        let mut pins = HashSet::new();
+        for (i, key) in self.pin_keys.iter().enumerate() {
+            // The key itself is a secret: never echo it in a problem.
+            let at = path.field("pin_keys").index(i);
+            if key.trim().is_empty() {
+                problems.push(&at, "must not be empty");
+            } else if !self.api_keys.contains_key(key) {
+                problems
+                    .push(&at, "is not a key of gateway.api_keys (pinned traffic needs a tenant)");
+            } else if !pins.insert(key.as_str()) {
+                problems.push(&at, "is listed twice");
+            }
+        }
         if self.require_api_key && self.api_keys.is_empty() {
             problems.push(&path.field("api_keys"), "require_api_key is set but no key is listed");
         }
@@ -459,6 +483,9 @@ admin_token = ""
 workers = 0
 # Require a key from api_keys on the proxy (401 otherwise).
 require_api_key = false
+# Keys of api_keys allowed to pin a request with the header x-deepwatch-pool = "<pool>" or
+# x-deepwatch-model-version = "<version>" (golden-prompt probes); others sending one get 403.
+pin_keys = []
 # Tenant label values; empty = the tenants named in api_keys. Others fold into "other".
 tenants = []
 # Models served; empty = any (the first max_model_labels names label metrics, then "other").
@@ -617,6 +644,22 @@ mod tests {
         );
         assert!(text.contains("gateway.faults.rules[0].endpoint: unknown route"), "{text}");
         assert!(text.contains("gateway.faults.rules[0].error_rate"), "{text}");
+    }
+
+    #[test]
+    fn pin_keys_must_be_api_keys_and_are_never_echoed() {
+        let text = problems_of(
+            r#"
+            pin_keys = ["sk-probe", "sk-secret-unknown", "", "sk-probe"]
+            [api_keys]
+            "sk-probe" = "probes"
+            "#,
+        );
+        assert!(text.contains("gateway.pin_keys[1]: is not a key of gateway.api_keys"), "{text}");
+        assert!(text.contains("gateway.pin_keys[2]: must not be empty"), "{text}");
+        assert!(text.contains("gateway.pin_keys[3]: is listed twice"), "{text}");
+        assert!(!text.contains("gateway.pin_keys[0]"), "{text}");
+        assert!(!text.contains("sk-secret-unknown"), "a key leaked into a problem: {text}");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Picks upstreams and relays the answer. An attempt that fails before any byte reached the
 //! client (refused connection, no headers in time, a retryable status, a broken or invalid
-//! non-streamed body) is retried on another upstream; the last failure is answered with a clear
-//! OpenAI-shaped error. Streams are handed to `stream::ProxyStream` once the upstream's headers
-//! say 2xx and `text/event-stream`.
+//! non-streamed body) is retried on another upstream (of its pinned pools only, for a pinned
+//! request); the last failure is answered with a clear OpenAI-shaped error. Streams are handed
+//! to `stream::ProxyStream` once the upstream's headers say 2xx and `text/event-stream`.
 
 use super::client::AttemptError;
 use super::record::Record;
@@ -11,14 +11,14 @@ use super::{reject, EMBEDDINGS};
 use crate::error::ApiError;
 use crate::health::Verdict;
 use crate::metrics::Outcome;
-use crate::pools::Route;
-use crate::scanner::{redact, Policy};
+use crate::pools::{Pool, Route};
+use crate::scanner::Policy;
 use crate::sse::{Usage, WireUsage};
 use crate::state::Shared;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use deepwatch_core::config::gateway::ScanAction;
+use deepwatch_core::config::gateway::{ScanAction, MODEL_VERSION_HEADER, POOL_HEADER};
 use deepwatch_core::error::ErrorCode;
 use http::{header, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -104,7 +104,11 @@ pub async fn run(
     let mut tried: Vec<Arc<crate::pools::Upstream>> = Vec::new();
     let mut last: Option<Failure> = None;
     for n in 0..max_attempts {
-        let Some(route) = shared.pools.select(&tried) else { break };
+        let route = match &record.pin {
+            Some(pin) => shared.pools.select_pinned(&pin.pools, &tried),
+            None => shared.pools.select(&tried),
+        };
+        let Some(route) = route else { break };
         if n > 0 {
             record.retries += 1;
             if let Some(f) = &last {
@@ -183,10 +187,7 @@ pub async fn run(
                         },
                     ),
                 };
-                let change = route.upstream.health.record(verdict, headers_at);
-                shared.pools.on_change(&route.upstream, change);
-                tried.push(route.upstream.clone());
-                attempt_failed(&shared, &route, &mut record);
+                attempt_failed(&shared, &route, &mut record, &mut tried, verdict);
                 last = Some(failure);
                 continue;
             }
@@ -213,10 +214,7 @@ pub async fn run(
         let bytes = match collected {
             Ok(Ok(c)) => c.to_bytes(),
             Ok(Err(e)) => {
-                let change = route.upstream.health.record(Verdict::Failure, shared.clock.now());
-                shared.pools.on_change(&route.upstream, change);
-                tried.push(route.upstream.clone());
-                attempt_failed(&shared, &route, &mut record);
+                attempt_failed(&shared, &route, &mut record, &mut tried, Verdict::Failure);
                 last = Some(Failure {
                     err: bad_gateway(format!(
                         "upstream closed the connection before the response was complete: {e}"
@@ -227,10 +225,7 @@ pub async fn run(
                 continue;
             }
             Err(_) => {
-                let change = route.upstream.health.record(Verdict::Failure, shared.clock.now());
-                shared.pools.on_change(&route.upstream, change);
-                tried.push(route.upstream.clone());
-                attempt_failed(&shared, &route, &mut record);
+                attempt_failed(&shared, &route, &mut record, &mut tried, Verdict::Failure);
                 last = Some(Failure {
                     err: ApiError::new(
                         ErrorCode::GatewayTimeout,
@@ -244,10 +239,7 @@ pub async fn run(
             }
         };
         if retryable && n + 1 < max_attempts {
-            let change = route.upstream.health.record(Verdict::Failure, shared.clock.now());
-            shared.pools.on_change(&route.upstream, change);
-            tried.push(route.upstream.clone());
-            attempt_failed(&shared, &route, &mut record);
+            attempt_failed(&shared, &route, &mut record, &mut tried, Verdict::Failure);
             last = Some(Failure {
                 err: upstream_status_error(status, &bytes),
                 outcome: Outcome::UpstreamError,
@@ -257,21 +249,34 @@ pub async fn run(
         }
         return answer(shared, record, parts, bytes, &opts, &route);
     }
-    let failure = last.unwrap_or(Failure {
-        err: ApiError::new(
-            ErrorCode::Unavailable,
-            "no_healthy_upstream",
-            "no healthy upstream is available",
-        ),
+    let failure = last.unwrap_or_else(|| Failure {
+        err: match &record.pin {
+            Some(pin) => pin.unavailable(),
+            None => ApiError::new(
+                ErrorCode::Unavailable,
+                "no_healthy_upstream",
+                "no healthy upstream is available",
+            ),
+        },
         outcome: Outcome::UpstreamError,
         reason: "none",
     });
     reject(record, failure.err, failure.outcome)
 }
 
-/// A failed attempt counts against its pool in a running rollout even when a retry saves the
+/// A failed attempt: passive health hears of it, the upstream is not tried again for this
+/// request, and it counts against its pool in a running rollout even when a retry saves the
 /// request, so a canary cannot hide its errors behind the stable pool.
-fn attempt_failed(shared: &Shared, route: &Route, record: &mut Record) {
+fn attempt_failed(
+    shared: &Shared,
+    route: &Route,
+    record: &mut Record,
+    tried: &mut Vec<Arc<crate::pools::Upstream>>,
+    verdict: Verdict,
+) {
+    let change = route.upstream.health.record(verdict, shared.clock.now());
+    shared.pools.on_change(&route.upstream, change);
+    tried.push(route.upstream.clone());
     record.attempt_recorded = true;
     shared
         .rollouts
@@ -288,7 +293,7 @@ fn stream_response(
     record.status = 200;
     let head = record.overhead_now();
     record.head_overhead = Some(head);
-    let pool = route.pool.name.clone();
+    let pool = route.pool.clone();
     let id = record.id.clone();
     let mut response = Response::new(Body::from_stream(body(shared, record)));
     let h = response.headers_mut();
@@ -317,12 +322,16 @@ fn upstream_status_error(status: u16, body: &[u8]) -> ApiError {
     ApiError::new(code, "upstream_error", message).with_status(status)
 }
 
-fn add_headers(h: &mut http::HeaderMap, id: &str, pool: &str, overhead: std::time::Duration) {
+/// Our response headers: request id, answering pool and its model version, overhead.
+fn add_headers(h: &mut http::HeaderMap, id: &str, pool: &Pool, overhead: std::time::Duration) {
     if let Ok(v) = HeaderValue::from_str(id) {
         h.insert("x-request-id", v);
     }
-    if let Ok(v) = HeaderValue::from_str(pool) {
-        h.insert("x-deepwatch-pool", v);
+    if let Ok(v) = HeaderValue::from_str(&pool.name) {
+        h.insert(POOL_HEADER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&pool.model_version) {
+        h.insert(MODEL_VERSION_HEADER, v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!("{:.3}", overhead.as_secs_f64() * 1000.0)) {
         h.insert("x-deepwatch-overhead-ms", v);
@@ -404,14 +413,14 @@ fn answer(
         Outcome::Rejected
     };
     if outcome == Outcome::Ok && record.endpoint != EMBEDDINGS && record.endpoint != super::MODELS {
-        match scan_output(&shared, &mut record, &body, opts) {
+        match super::output::scan(&shared, &mut record, &body, opts) {
             Ok(Some(rewritten)) => body = rewritten,
             Ok(None) => {}
             Err(err) => return reject(record, err, Outcome::Rejected),
         }
     }
     let overhead = record.overhead_now();
-    let pool = route.pool.name.clone();
+    let pool = route.pool.clone();
     let id = record.id.clone();
     record.finish(outcome, status);
     let mut resp = Response::new(Body::from(body));
@@ -425,72 +434,4 @@ fn answer(
     h.insert(header::CONTENT_TYPE, ct);
     add_headers(h, &id, &pool, overhead);
     resp
-}
-
-/// Output scanning of a whole answer: counts, and for redact/block rewrites or refuses it.
-fn scan_output(
-    shared: &Shared,
-    record: &mut Record,
-    body: &Bytes,
-    opts: &Options,
-) -> Result<Option<Bytes>, ApiError> {
-    let action = opts.output_action;
-    if action == ScanAction::Off || opts.policy.kinds.is_empty() {
-        return Ok(None);
-    }
-    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else { return Ok(None) };
-    let mut kinds = Vec::new();
-    let mut changed = false;
-    if let Some(choices) = v.get_mut("choices").and_then(|c| c.as_array_mut()) {
-        for choice in choices {
-            let mut fields: Vec<&mut serde_json::Value> = Vec::new();
-            if let Some(obj) = choice.as_object_mut() {
-                let (msg, rest): (Vec<_>, Vec<_>) =
-                    obj.iter_mut().partition(|(k, _)| k.as_str() == "message");
-                for (_, m) in msg {
-                    if let Some(m) = m.as_object_mut() {
-                        for (k, f) in m.iter_mut() {
-                            if k == "content" || k == "reasoning_content" {
-                                fields.push(f);
-                            }
-                        }
-                    }
-                }
-                for (k, f) in rest {
-                    if k == "text" {
-                        fields.push(f);
-                    }
-                }
-            }
-            for f in fields {
-                let Some(text) = f.as_str() else { continue };
-                let found = shared.scanner.detectors.find(text, &opts.policy.kinds);
-                if found.is_empty() {
-                    continue;
-                }
-                kinds.extend(found.iter().map(|m| m.kind));
-                if action == ScanAction::Redact {
-                    *f = serde_json::Value::String(redact(text, &found));
-                    changed = true;
-                }
-            }
-        }
-    }
-    for k in &kinds {
-        shared.metrics.sensitive.inc(&[
-            &record.tenant_label,
-            k.as_str(),
-            "output",
-            action.as_str(),
-        ]);
-    }
-    record.sensitive_matches += kinds.len() as u32;
-    if action == ScanAction::Block && !kinds.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "sensitive_data_blocked",
-            "the response contained sensitive data and policy blocks it",
-        ));
-    }
-    Ok(if changed { serde_json::to_vec(&v).ok().map(Bytes::from) } else { None })
 }

@@ -1,10 +1,13 @@
-//! The OpenAI-compatible proxy listener: authentication, body limit, request checks, degrade
-//! and fault rules, prompt scanning, then `forward` picks upstreams and relays the answer.
+//! The OpenAI-compatible proxy listener: authentication, body limit, request checks, pinning
+//! (trusted callers only), degrade and fault rules, prompt scanning, then `forward` picks
+//! upstreams and relays the answer.
 //! Every exit goes through the request's `Record`, so each request is counted exactly once.
 
 pub mod client;
 mod conn;
 mod forward;
+mod output;
+pub mod pin;
 pub mod record;
 pub mod request;
 mod stream;
@@ -150,6 +153,12 @@ async fn proxy(
             return reject(record, err, Outcome::Rejected);
         }
         record.model_label = shared.labels.model(&info.model);
+    }
+
+    // Pinning to a pool or model version: trusted keys only.
+    match pin::resolve(&shared, &parts.headers, bearer(&parts.headers)) {
+        Ok(pin) => record.pin = pin,
+        Err(e) => return reject(record, e, Outcome::Rejected),
     }
 
     // Degradation: rate limit for listed tenants.

@@ -30,6 +30,8 @@ pub struct Record {
     pub model_label: String,
     pub stream: bool,
     pub route: Option<Route>,
+    /// Set when a trusted caller pinned the request; labels it before a route is chosen.
+    pub pin: Option<super::pin::Pin>,
     series: Option<Arc<Series>>,
     /// Time spent waiting on upstreams (and on injected latency standing in for them).
     pub upstream_wait: Duration,
@@ -68,6 +70,7 @@ impl Record {
             model_label: "none".to_string(),
             stream: false,
             route: None,
+            pin: None,
             series: None,
             upstream_wait: Duration::ZERO,
             stream_overhead: Duration::ZERO,
@@ -91,8 +94,14 @@ impl Record {
     }
 
     pub fn labels(&self) -> RequestLabels {
-        let (pool, version) = match &self.route {
-            Some(r) => (r.pool.name.clone(), r.pool.model_version.clone()),
+        // A pinned request that found no healthy upstream is still its pinned pool's.
+        let pool = self
+            .route
+            .as_ref()
+            .map(|r| &r.pool)
+            .or_else(|| self.pin.as_ref().and_then(|p| p.pools.first()));
+        let (pool, version) = match pool {
+            Some(p) => (p.name.clone(), p.model_version.clone()),
             None => ("none".to_string(), "none".to_string()),
         };
         RequestLabels {
@@ -265,6 +274,7 @@ impl Record {
                 model_version: labels.model_version.clone(),
                 pool: labels.pool.clone(),
                 upstream: self.route.as_ref().map(|r| r.upstream.url.clone()).unwrap_or_default(),
+                pin: self.pin.as_ref().map(super::pin::Pin::log_value),
                 stream: self.stream,
                 status,
                 outcome: outcome.as_str(),

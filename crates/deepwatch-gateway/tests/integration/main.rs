@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod config;
 mod failover;
+mod pin;
 mod proxy;
 mod rollout;
 mod scanner;
