@@ -3,9 +3,16 @@
 //! checked by exact match, substring or regular expression. A deployment that still answers
 //! fast but answers wrong (bad weights, a broken template, a quantisation regression) shows up
 //! in `deepwatch_probe_accuracy_ratio`, which the analytics helper's accuracy detector watches.
+//!
+//! Each request is pinned to its target (`x-deepwatch-pool` when the target names a pool,
+//! `x-deepwatch-model-version` otherwise; the gateway honours them for keys in its `pin_keys`),
+//! and the gateway's `x-deepwatch-pool` / `x-deepwatch-model-version` response headers must
+//! confirm it: an answer from another pool or version is an error, never scored, so accuracy
+//! and latency always belong to the version that answered.
 
 use deepwatch_core::catalog::analyzer::{PROBE_ACCURACY, PROBE_DURATION, PROBE_RESULTS};
 use deepwatch_core::clock::SharedClock;
+use deepwatch_core::config::gateway::{MODEL_VERSION_HEADER, POOL_HEADER};
 use deepwatch_core::config::probes::{Check, GoldenPrompt, ProbesConfig};
 use deepwatch_core::expo::MetricSink;
 use deepwatch_core::metrics::{CounterVec, Encode, GaugeVec, HistogramVec};
@@ -59,6 +66,8 @@ pub struct ProbeResult {
     pub detail: String,
     /// The gateway's `x-deepwatch-pool` response header: which pool answered.
     pub served_by: String,
+    /// The gateway's `x-deepwatch-model-version` response header: the version that answered.
+    pub served_version: String,
 }
 
 enum Checker {
@@ -105,6 +114,8 @@ struct Prompt {
 struct Target {
     model: String,
     model_version: String,
+    /// The pinned pool; empty pins `model_version` (when pinning is on).
+    pool: String,
     headers: reqwest::header::HeaderMap,
     prompts: Vec<Prompt>,
 }
@@ -115,6 +126,7 @@ pub struct Prober {
     max_tokens: u32,
     temperature: f64,
     interval: Duration,
+    pin: bool,
     targets: Vec<Target>,
     http: reqwest::Client,
     clock: SharedClock,
@@ -143,7 +155,12 @@ impl Prober {
         let mut targets = Vec::new();
         for (ti, t) in config.targets.iter().enumerate() {
             let mut headers = reqwest::header::HeaderMap::new();
-            for (k, v) in &t.headers {
+            let pin = match (config.pin, t.pool.is_empty()) {
+                (false, _) => None,
+                (true, false) => Some((POOL_HEADER, t.pool.as_str())),
+                (true, true) => Some((MODEL_VERSION_HEADER, t.model_version.as_str())),
+            };
+            for (k, v) in t.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(pin) {
                 let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
                     .map_err(|e| ProbeError::Header { target: ti, message: format!("{k}: {e}") })?;
                 let value = reqwest::header::HeaderValue::from_str(v)
@@ -167,6 +184,7 @@ impl Prober {
             targets.push(Target {
                 model: t.model.clone(),
                 model_version: t.model_version.clone(),
+                pool: t.pool.clone(),
                 headers,
                 prompts,
             });
@@ -181,6 +199,7 @@ impl Prober {
             max_tokens: config.max_tokens,
             temperature: config.temperature,
             interval: Duration::from_secs(config.interval_secs),
+            pin: config.pin,
             targets,
             http,
             clock,
@@ -211,7 +230,8 @@ impl Prober {
                 self.duration.observe(&labels, r.latency.as_secs_f64());
             }
             debug!(model = %r.model, version = %r.model_version, probe = %r.probe,
-                   outcome = r.outcome.as_str(), pool = %r.served_by, detail = %r.detail, "probe");
+                   outcome = r.outcome.as_str(), pool = %r.served_by,
+                   served_version = %r.served_version, detail = %r.detail, "probe");
             results.push(r);
         }
         let passed = results.iter().filter(|r| r.outcome == Outcome::Pass).count();
@@ -244,24 +264,32 @@ impl Prober {
             req = req.bearer_auth(&self.api_key);
         }
         let started = self.clock.now();
-        let mut served_by = String::new();
+        let (mut served_by, mut served_version) = (String::new(), String::new());
         let answer = match req.send().await {
             Err(e) => Err(format!("request failed: {e}")),
             Ok(resp) => {
                 let status = resp.status();
-                served_by = resp
-                    .headers()
-                    .get("x-deepwatch-pool")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                match resp.json::<Value>().await {
-                    Err(e) => Err(format!("HTTP {status}, body is not JSON: {e}")),
-                    Ok(v) if !status.is_success() => Err(format!(
+                let header = |name: &str| {
+                    let value = resp.headers().get(name).and_then(|v| v.to_str().ok());
+                    value.unwrap_or("").to_string()
+                };
+                served_by = header(POOL_HEADER);
+                served_version = header(MODEL_VERSION_HEADER);
+                let body = resp.json::<Value>().await;
+                // A misrouted answer is an error whatever it says: it is not this version's.
+                let misrouted = if status.is_success() {
+                    self.misrouted(target, &served_by, &served_version)
+                } else {
+                    None
+                };
+                match (body, misrouted) {
+                    (_, Some(why)) => Err(why),
+                    (Err(e), None) => Err(format!("HTTP {status}, body is not JSON: {e}")),
+                    (Ok(v), None) if !status.is_success() => Err(format!(
                         "HTTP {status}: {}",
                         v.pointer("/error/message").and_then(Value::as_str).unwrap_or("")
                     )),
-                    Ok(v) => v
+                    (Ok(v), None) => v
                         .pointer("/choices/0/message/content")
                         .and_then(Value::as_str)
                         .map(str::to_string)
@@ -287,7 +315,43 @@ impl Prober {
             answer,
             detail,
             served_by,
+            served_version,
         }
+    }
+
+    /// Why an answer does not belong to the pinned target (`None` when it does, or when
+    /// pinning is off): another pool, another version, or no word from the gateway about it.
+    fn misrouted(&self, target: &Target, pool: &str, version: &str) -> Option<String> {
+        if !self.pin {
+            return None;
+        }
+        if !target.pool.is_empty() && pool != target.pool {
+            if pool.is_empty() {
+                return Some(format!(
+                    "the answer has no {POOL_HEADER} header: is probes.gateway_url a deepwatch \
+                     gateway? (probes.pin = false otherwise)"
+                ));
+            }
+            return Some(format!(
+                "answered by pool {pool:?}, not the pinned pool {:?}",
+                target.pool
+            ));
+        }
+        if version.is_empty() {
+            if target.pool.is_empty() {
+                return Some(format!(
+                    "the answer has no {MODEL_VERSION_HEADER} header: is probes.gateway_url a \
+                     deepwatch gateway? (probes.pin = false otherwise)"
+                ));
+            }
+            return None;
+        }
+        (version != target.model_version).then(|| {
+            format!(
+                "answered by model_version {version:?} (pool {pool:?}), not {:?}",
+                target.model_version
+            )
+        })
     }
 
     /// Runs rounds on the interval until `stop` resolves.

@@ -1,13 +1,15 @@
-//! Golden-prompt probes against a small OpenAI-format server: one model version answers
-//! correctly, one answers wrong, one errors; accuracy, results and latency are exported per
-//! model_version, and requests carry the configured model, headers, key and limits.
+//! Golden-prompt probes against a small server speaking the deepwatch gateway's pinning contract
+//! (pin headers honoured for one key, `x-deepwatch-pool` / `x-deepwatch-model-version` on every
+//! answer): one model version answers correctly, one answers wrong, one errors, and answers from
+//! the wrong pool or version count as errors; accuracy, results and latency are exported per
+//! model_version, and requests carry the configured model, pin, headers, key and limits.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use deepwatch_analyzer::probe::{Outcome, Prober};
+use deepwatch_analyzer::probe::{Outcome, ProbeResult, Prober};
 use deepwatch_core::clock::TokioClock;
 use deepwatch_core::config::probes::{Check, GoldenPrompt, ProbeTarget, ProbesConfig};
 use deepwatch_core::expo::{Format, MetricSink};
@@ -18,32 +20,74 @@ use std::sync::Arc;
 
 type Seen = Arc<Mutex<Vec<(HeaderMap, Value)>>>;
 
-/// Answers by the `x-version` header: v1 right, v2 wrong, v3 a 503 error.
+const PIN_KEY: &str = "probe-key";
+
+/// The gateway's pools: name, model_version.
+const POOLS: &[(&str, &str)] = &[("blue", "v1"), ("green", "v2"), ("gray", "v3")];
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let err = json!({"error": {"message": message, "type": "api_error", "code": code}});
+    (status, Json(err)).into_response()
+}
+
+/// Routes like the gateway: a pin header (only with `PIN_KEY`) picks the pool, else blue (the
+/// 90 % of a split). blue answers right, green wrong, gray has no healthy upstream. The pool
+/// "sticky" stands for a broken router: it ignores its pin and answers from blue.
 async fn chat(State(seen): State<Seen>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
     seen.lock().push((headers.clone(), body.clone()));
-    let version = headers.get("x-version").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (pool_pin, version_pin) = (header("x-deepwatch-pool"), header("x-deepwatch-model-version"));
+    let pinned = pool_pin.is_some() || version_pin.is_some();
+    if pinned && header("authorization").as_deref() != Some(&format!("Bearer {PIN_KEY}")) {
+        let message = "x-deepwatch-pool is honoured only for API keys listed in gateway.pin_keys";
+        return error(StatusCode::FORBIDDEN, "pin_not_allowed", message);
+    }
+    let pool = match (pool_pin.as_deref(), version_pin.as_deref()) {
+        (Some("sticky"), _) | (None, None) => "blue",
+        (Some(p), _) => match POOLS.iter().find(|(name, _)| *name == p) {
+            Some((name, _)) => name,
+            None => return error(StatusCode::NOT_FOUND, "pool_not_found", "unknown pool"),
+        },
+        (None, Some(v)) => match POOLS.iter().find(|(_, version)| *version == v) {
+            Some((name, _)) => name,
+            None => return error(StatusCode::NOT_FOUND, "model_version_not_found", "no pool"),
+        },
+    };
+    let version = POOLS.iter().find(|(name, _)| *name == pool).map(|(_, v)| *v).unwrap_or("");
     let question = body["messages"]
         .as_array()
         .and_then(|m| m.last())
         .and_then(|m| m["content"].as_str())
         .unwrap_or("");
-    let answer = match (version, question.contains("17 + 25")) {
-        ("v1", true) => "42",
-        ("v1", false) => "The capital of France is Paris.",
-        ("v2", true) => "41",
-        ("v2", false) => "I think it is Lyon.",
+    let answer = match (pool, question.contains("17 + 25")) {
+        ("blue", true) => "42",
+        ("blue", false) => "The capital of France is Paris.",
+        ("green", true) => "41",
+        ("green", false) => "I think it is Lyon.",
         _ => {
-            let err = json!({"error": {"message": "no healthy upstream", "type": "api_error", "code": "unavailable"}});
-            return (StatusCode::SERVICE_UNAVAILABLE, Json(err)).into_response();
+            let message = format!("pinned pool {pool:?} has no healthy upstream");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "pool_unavailable", &message);
         }
     };
-    let pool = [("x-deepwatch-pool", format!("pool-{version}"))];
-    (pool, Json(json!({
+    let served = [
+        ("x-deepwatch-pool", pool.to_string()),
+        ("x-deepwatch-model-version", version.to_string()),
+    ];
+    (served, Json(json!({
         "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
         "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
     })))
     .into_response()
+}
+
+async fn gateway() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let app = Router::new().route("/v1/chat/completions", post(chat)).with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
 }
 
 fn prompts() -> Vec<GoldenPrompt> {
@@ -66,48 +110,71 @@ fn prompts() -> Vec<GoldenPrompt> {
     ]
 }
 
-fn target(version: &str) -> ProbeTarget {
+/// A target pinned to `model_version`, or to `pool` when one is given.
+fn target(version: &str, pool: &str) -> ProbeTarget {
     ProbeTarget {
         model: "deepseek-chat".into(),
         model_version: version.into(),
-        headers: [("x-version".to_string(), version.to_string())].into_iter().collect(),
+        pool: pool.into(),
+        headers: [("x-probe".to_string(), "golden".to_string())].into_iter().collect(),
         prompts: prompts(),
     }
 }
 
-#[tokio::test]
-async fn accuracy_and_latency_are_exported_per_model_version() {
-    let seen: Seen = Arc::default();
-    let app = Router::new().route("/v1/chat/completions", post(chat)).with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+fn outcome(results: &[ProbeResult], version: &str, probe: &str) -> Outcome {
+    results.iter().find(|r| r.model_version == version && r.probe == probe).unwrap().outcome
+}
 
+#[tokio::test]
+async fn accuracy_and_latency_are_exported_per_pinned_model_version() {
+    let (url, seen) = gateway().await;
     let config = ProbesConfig {
         enabled: true,
         gateway_url: url,
-        api_key: "probe-key".into(),
+        api_key: PIN_KEY.into(),
         max_tokens: 16,
-        targets: vec![target("v1"), target("v2"), target("v3")],
+        targets: vec![
+            target("v1", ""),
+            target("v2", ""),
+            target("v3", ""),
+            // Pinned to a pool the router ignores: blue's right answers must not count.
+            target("v4", "sticky"),
+            // Pinned to blue, but the config says blue serves v5: the gateway says v1.
+            target("v5", "blue"),
+        ],
         ..ProbesConfig::default()
     };
     let prober = Prober::new(&config, TokioClock::shared()).unwrap();
     let results = prober.round().await;
-    let outcome = |v: &str, p: &str| {
-        results.iter().find(|r| r.model_version == v && r.probe == p).map(|r| r.outcome).unwrap()
-    };
-    assert_eq!(outcome("v1", "arithmetic"), Outcome::Pass);
-    assert!(results.iter().filter(|r| r.model_version == "v2").all(|r| r.served_by == "pool-v2"));
-    assert_eq!(outcome("v1", "capital"), Outcome::Pass);
-    assert_eq!(outcome("v2", "arithmetic"), Outcome::Fail);
-    assert_eq!(outcome("v2", "capital"), Outcome::Fail);
-    assert_eq!(outcome("v3", "arithmetic"), Outcome::Error);
+    assert_eq!(outcome(&results, "v1", "arithmetic"), Outcome::Pass);
+    assert_eq!(outcome(&results, "v1", "capital"), Outcome::Pass);
+    assert_eq!(outcome(&results, "v2", "arithmetic"), Outcome::Fail);
+    assert_eq!(outcome(&results, "v2", "capital"), Outcome::Fail);
+    for r in &results {
+        let want = match r.model_version.as_str() {
+            "v1" | "v4" | "v5" => ("blue", "v1"),
+            "v2" => ("green", "v2"),
+            _ => ("", ""),
+        };
+        assert_eq!((r.served_by.as_str(), r.served_version.as_str()), want, "{r:?}");
+    }
     let v3 = results.iter().find(|r| r.model_version == "v3").unwrap();
-    assert!(
-        v3.detail.contains("503") && v3.detail.contains("no healthy upstream"),
-        "{}",
-        v3.detail
-    );
+    assert_eq!(v3.outcome, Outcome::Error);
+    assert!(v3.detail.contains("503") && v3.detail.contains("\"gray\" has no healthy"), "{v3:?}");
+    for r in results.iter().filter(|r| r.model_version == "v4") {
+        assert_eq!(r.outcome, Outcome::Error, "{r:?}");
+        assert!(
+            r.detail.contains("answered by pool \"blue\", not the pinned pool \"sticky\""),
+            "{r:?}"
+        );
+    }
+    for r in results.iter().filter(|r| r.model_version == "v5") {
+        assert_eq!(r.outcome, Outcome::Error, "{r:?}");
+        assert!(
+            r.detail.contains("answered by model_version \"v1\" (pool \"blue\"), not \"v5\""),
+            "{r:?}"
+        );
+    }
 
     // A second round: counters accumulate, the ratio is the last round's.
     prober.round().await;
@@ -118,22 +185,42 @@ async fn accuracy_and_latency_are_exported_per_model_version() {
         "deepwatch_probe_accuracy_ratio{model=\"deepseek-chat\",model_version=\"v1\"} 1",
         "deepwatch_probe_accuracy_ratio{model=\"deepseek-chat\",model_version=\"v2\"} 0",
         "deepwatch_probe_accuracy_ratio{model=\"deepseek-chat\",model_version=\"v3\"} 0",
+        "deepwatch_probe_accuracy_ratio{model=\"deepseek-chat\",model_version=\"v4\"} 0",
+        "deepwatch_probe_accuracy_ratio{model=\"deepseek-chat\",model_version=\"v5\"} 0",
         "deepwatch_probe_results_total{model=\"deepseek-chat\",model_version=\"v1\",probe=\"arithmetic\",outcome=\"pass\"} 2",
         "deepwatch_probe_results_total{model=\"deepseek-chat\",model_version=\"v2\",probe=\"capital\",outcome=\"fail\"} 2",
         "deepwatch_probe_results_total{model=\"deepseek-chat\",model_version=\"v3\",probe=\"capital\",outcome=\"error\"} 2",
+        "deepwatch_probe_results_total{model=\"deepseek-chat\",model_version=\"v4\",probe=\"arithmetic\",outcome=\"error\"} 2",
         // Latency of answered probes only: 2 rounds x 2 prompts.
         "deepwatch_probe_duration_seconds_count{model=\"deepseek-chat\",model_version=\"v1\"} 4",
     ] {
         assert!(text.contains(line), "missing {line}\n{text}");
     }
-    assert!(!text.contains(
-        "deepwatch_probe_duration_seconds_count{model=\"deepseek-chat\",model_version=\"v3\"}"
-    ));
+    for version in ["v3", "v4", "v5"] {
+        let misattributed = format!(
+            "deepwatch_probe_duration_seconds_count{{model=\"deepseek-chat\",model_version=\"{version}\"}}"
+        );
+        assert!(!text.contains(&misattributed), "{text}");
+    }
 
-    // What the gateway saw: model, key, limits, temperature 0, the system message.
+    // What the gateway saw: the pin, model, key, extra headers, limits, temperature 0, the
+    // system message.
     let seen = seen.lock();
+    let pinned = |name: &str, value: &str| {
+        seen.iter().filter(|(h, _)| h.get(name).is_some_and(|v| v == value)).count()
+    };
+    assert_eq!(pinned("x-deepwatch-model-version", "v1"), 4);
+    assert_eq!(pinned("x-deepwatch-model-version", "v2"), 4);
+    assert_eq!(pinned("x-deepwatch-pool", "sticky"), 4);
+    let pool_pinned: Vec<_> = seen
+        .iter()
+        .filter(|(h, _)| h.get("x-deepwatch-pool").is_some_and(|p| p == "blue"))
+        .collect();
+    assert_eq!(pool_pinned.len(), 4, "target v5 pins pool blue");
+    assert!(pool_pinned.iter().all(|(h, _)| h.get("x-deepwatch-model-version").is_none()));
     let (headers, body) = &seen[0];
     assert_eq!(headers.get("authorization").unwrap(), "Bearer probe-key");
+    assert_eq!(headers.get("x-probe").unwrap(), "golden");
     assert_eq!(body["model"], "deepseek-chat");
     assert_eq!(body["max_tokens"], 16);
     assert_eq!(body["temperature"], 0.0);
@@ -143,12 +230,48 @@ async fn accuracy_and_latency_are_exported_per_model_version() {
 }
 
 #[tokio::test]
+async fn a_key_the_gateway_does_not_trust_makes_every_probe_an_error() {
+    let (url, _) = gateway().await;
+    let config = ProbesConfig {
+        enabled: true,
+        gateway_url: url,
+        api_key: "tenant-key".into(),
+        targets: vec![target("v1", "")],
+        ..ProbesConfig::default()
+    };
+    let results = Prober::new(&config, TokioClock::shared()).unwrap().round().await;
+    for r in &results {
+        assert_eq!(r.outcome, Outcome::Error, "{r:?}");
+        assert!(r.detail.contains("403") && r.detail.contains("gateway.pin_keys"), "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn without_pinning_no_pin_header_goes_out_and_any_pool_may_answer() {
+    let (url, seen) = gateway().await;
+    let config = ProbesConfig {
+        enabled: true,
+        gateway_url: url,
+        pin: false,
+        targets: vec![target("v2", "")],
+        ..ProbesConfig::default()
+    };
+    let results = Prober::new(&config, TokioClock::shared()).unwrap().round().await;
+    // Unpinned, the v2 probe is answered by blue (v1) and scored as v2: what pinning prevents.
+    assert!(results.iter().all(|r| r.outcome == Outcome::Pass && r.served_by == "blue"));
+    let seen = seen.lock();
+    assert!(seen.iter().all(|(h, _)| {
+        !h.contains_key("x-deepwatch-pool") && !h.contains_key("x-deepwatch-model-version")
+    }));
+}
+
+#[tokio::test]
 async fn an_unreachable_gateway_counts_errors_and_zero_accuracy() {
     let config = ProbesConfig {
         enabled: true,
         gateway_url: format!("http://{}", deepwatch_testkit::free_addr()),
         timeout_secs: 2,
-        targets: vec![target("v1")],
+        targets: vec![target("v1", "")],
         ..ProbesConfig::default()
     };
     let prober = Prober::new(&config, TokioClock::shared()).unwrap();

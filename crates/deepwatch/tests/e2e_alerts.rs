@@ -37,6 +37,8 @@ const HOLD_SECS: u64 = 600 / TIME_SCALE;
 const MODEL: &str = "deepseek-r1";
 const SIM_TOKEN: &str = "e2e-sim-admin-token";
 const GATEWAY_TOKEN: &str = "e2e-gateway-admin-token";
+/// The probes' key, allowed to pin a pool.
+const PROBE_KEY: &str = "e2e-probe-key";
 const CORP_ID: &str = "ww-e2e-corp";
 const CORP_SECRET: &str = "e2e-corp-secret";
 const ONCALL: &str = "oncall@e2e.example.com";
@@ -95,6 +97,9 @@ timeout_ms = 500
 listen = "{proxy}"
 admin_listen = "{gateway_admin}"
 admin_token = "{GATEWAY_TOKEN}"
+pin_keys = ["{PROBE_KEY}"]
+[gateway.api_keys]
+"{PROBE_KEY}" = "probes"
 [[gateway.pools]]
 name = "blue"
 priority = 0
@@ -153,12 +158,15 @@ pool = "standby"
 [probes]
 enabled = true
 gateway_url = "http://{proxy}"
+api_key = "{PROBE_KEY}"
 interval_secs = 1
 timeout_secs = 1
 max_tokens = 4
+# Pinned to blue: while blue is slow every probe times out, even if the standby could answer.
 [[probes.targets]]
 model = "{MODEL}"
 model_version = "v1"
+pool = "blue"
 [[probes.targets.prompts]]
 name = "answers"
 prompt = "Say a few words."

@@ -1,8 +1,11 @@
 //! The `[probes]` section of `deepwatch.toml`: golden prompts the analyzer daemon sends through
 //! the gateway to each model version on an interval. Each answer is checked (exact match,
 //! substring or regular expression); accuracy and latency are exported per model_version, so a
-//! deployment that still answers fast but answers wrong shows up too.
+//! deployment that still answers fast but answers wrong shows up too. Each request is pinned
+//! to its target's pool or model version (the gateway's `x-deepwatch-pool` /
+//! `x-deepwatch-model-version` headers), so the answer is attributed to the version that gave it.
 
+use super::gateway::{MODEL_VERSION_HEADER, POOL_HEADER};
 use super::{Path, Problems};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -13,7 +16,8 @@ pub struct ProbesConfig {
     pub enabled: bool,
     /// Base URL of the OpenAI-compatible gateway (`/v1/chat/completions` is appended).
     pub gateway_url: String,
-    /// API key sent as `Authorization: Bearer`; empty sends none.
+    /// API key sent as `Authorization: Bearer`; empty sends none. Pinned probes need a key
+    /// listed in the gateway's `pin_keys`.
     pub api_key: String,
     /// File whose trimmed content is the API key; wins over `api_key`.
     pub api_key_file: String,
@@ -25,6 +29,10 @@ pub struct ProbesConfig {
     pub max_tokens: u32,
     /// Sampling temperature; 0 makes answers as repeatable as the engine allows.
     pub temperature: f64,
+    /// Pin every probe to its target (`x-deepwatch-pool` when the target names a pool,
+    /// `x-deepwatch-model-version` otherwise) and count an answer from another pool or version
+    /// as an error. Off only for a gateway that is not deepwatch's (no pinning, no check).
+    pub pin: bool,
     pub targets: Vec<ProbeTarget>,
 }
 
@@ -39,6 +47,7 @@ impl Default for ProbesConfig {
             timeout_secs: 30,
             max_tokens: 64,
             temperature: 0.0,
+            pin: true,
             targets: Vec::new(),
         }
     }
@@ -50,9 +59,13 @@ impl Default for ProbesConfig {
 pub struct ProbeTarget {
     /// Sent as the request's `model` and exported as the `model` label.
     pub model: String,
-    /// Exported as the `model_version` label.
+    /// Exported as the `model_version` label; with `pin` and no `pool`, requests are pinned to
+    /// the gateway's pools of this version.
     pub model_version: String,
-    /// Extra request headers, for example the gateway's pool pin for this version.
+    /// Gateway pool to pin (`x-deepwatch-pool`); empty pins `model_version` instead. The
+    /// answer must come from this pool and, when the gateway says, from `model_version`.
+    pub pool: String,
+    /// Extra request headers (not the pin headers while `pin` is on).
     pub headers: BTreeMap<String, String>,
     pub prompts: Vec<GoldenPrompt>,
 }
@@ -122,6 +135,17 @@ impl ProbesConfig {
         }
         problems.range(&path.field("max_tokens"), self.max_tokens, 1, 32_768);
         problems.range(&path.field("temperature"), self.temperature, 0.0, 2.0);
+        if self.enabled
+            && self.pin
+            && self.api_key.trim().is_empty()
+            && self.api_key_file.is_empty()
+        {
+            problems.push(
+                &path.field("api_key"),
+                "pinned probes need a key listed in gateway.pin_keys (set api_key or \
+                 api_key_file, or pin = false for a gateway that is not deepwatch's)",
+            );
+        }
         if self.enabled && self.targets.is_empty() {
             problems.push(&path.field("targets"), "probes are enabled but no target is configured");
         }
@@ -132,6 +156,19 @@ impl ProbesConfig {
             problems.non_empty(&at.field("model_version"), &t.model_version);
             if !versions.insert((t.model.as_str(), t.model_version.as_str())) {
                 problems.push(&at, format!("duplicate target {}/{}", t.model, t.model_version));
+            }
+            for name in t.headers.keys() {
+                let lower = name.to_ascii_lowercase();
+                if self.pin && (lower == POOL_HEADER || lower == MODEL_VERSION_HEADER) {
+                    problems.push(
+                        &at.field("headers").key(name),
+                        "the probe sets the pin header itself while probes.pin is on; \
+                         name the pool in `pool` instead",
+                    );
+                }
+            }
+            if !self.pin && !t.pool.is_empty() {
+                problems.push(&at.field("pool"), "needs probes.pin = true");
             }
             if t.prompts.is_empty() {
                 problems.push(&at.field("prompts"), "needs at least one golden prompt");
@@ -157,11 +194,15 @@ impl ProbesConfig {
 pub const EXAMPLE: &str = r#"
 [probes]
 # Golden prompts sent through the gateway to each model version by the analyzer daemon.
+# Each request is pinned to its target (header x-deepwatch-pool = pool, or
+# x-deepwatch-model-version = model_version when no pool is named), so the answer is scored
+# against the version that gave it; an answer from another pool or version counts as an error.
 # Exported: deepwatch_probe_accuracy_ratio{model,model_version} (last round),
 # deepwatch_probe_results_total{model,model_version,probe,outcome} and
 # deepwatch_probe_duration_seconds{model,model_version}.
 enabled = false
 gateway_url = "http://127.0.0.1:8080"
+# Pinned probes need a key listed in gateway.pin_keys.
 api_key = ""
 # File holding the API key; wins over `api_key`.
 api_key_file = ""
@@ -169,12 +210,15 @@ interval_secs = 60
 timeout_secs = 30
 max_tokens = 64
 temperature = 0.0
+# false: no pin header and no check of the answering pool (a gateway that is not deepwatch's).
+pin = true
 targets = []
 
 # [[probes.targets]]
 # model = "deepseek-chat"
 # model_version = "v3.1"
-# headers = { "x-deepwatch-pool" = "green" }   # pin the version if the gateway needs it
+# pool = "green"                               # pin this pool; empty pins model_version
+# headers = { "x-tenant-note" = "probe" }      # extra request headers, if any
 # [[probes.targets.prompts]]
 # name = "arithmetic"
 # prompt = "What is 17 + 25? Answer with the number only."
@@ -225,6 +269,47 @@ model_version = "v1"
         ] {
             assert!(text.contains(expected), "missing {expected:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn pinning_problems_are_named() {
+        let config = Config::from_toml_str(
+            r#"
+[probes]
+enabled = true
+[[probes.targets]]
+model = "m"
+model_version = "v1"
+headers = { "X-DeepWatch-Pool" = "blue" }
+prompts = [{ name = "a", prompt = "p", expect = "x" }]
+"#,
+        )
+        .unwrap();
+        let text = config.validate().unwrap_err().to_string();
+        for expected in [
+            "probes.api_key: pinned probes need a key listed in gateway.pin_keys",
+            "probes.targets[0].headers.X-DeepWatch-Pool: the probe sets the pin header itself",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        let unpinned = Config::from_toml_str(
+            r#"
+[probes]
+enabled = true
+pin = false
+[[probes.targets]]
+model = "m"
+model_version = "v1"
+pool = "blue"
+headers = { "x-deepwatch-pool" = "blue" }
+prompts = [{ name = "a", prompt = "p", expect = "x" }]
+"#,
+        )
+        .unwrap();
+        let text = unpinned.validate().unwrap_err().to_string();
+        assert!(text.contains("probes.targets[0].pool: needs probes.pin = true"), "{text}");
+        assert!(!text.contains("api_key"), "{text}");
+        assert!(!text.contains("headers"), "{text}");
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! What the demo runs and how it is wired: the ports (free ones, or consecutive from a base),
 //! and the one `deepwatch.toml` every component reads — three simulators behind the gateway
 //! (blue v1 90 %, green v2 10 %, standby v1 as a cold standby that only a failover uses), the
-//! agent scraping them, the analyzer with golden-prompt probes and a failover policy for the
-//! P1 alert, and the rules spec whose scrape targets and receivers point at this machine.
+//! agent scraping them, the analyzer with golden-prompt probes pinned to blue (v1) and green
+//! (v2) and a failover policy for the P1 alert, and the rules spec whose scrape targets and
+//! receivers point at this machine.
 
 use std::net::{SocketAddr, TcpListener};
 
 pub const MODEL: &str = "deepseek-r1";
 pub const SIM_TOKEN: &str = "demo-sim-token";
 pub const GATEWAY_TOKEN: &str = "demo-gateway-token";
+/// The probes' API key: tenant `probes`, allowed to pin a pool.
+pub const PROBE_KEY: &str = "demo-probe-key";
 pub const CORP_ID: &str = "ww-demo-corp";
 
 /// Every port of the demo.
@@ -123,6 +126,11 @@ admin_listen = "127.0.0.1:{gateway_admin}"
 admin_token = "{GATEWAY_TOKEN}"
 upstream_connect_timeout_ms = 500
 events_path = "{state_dir}/gateway-events.jsonl"
+# The probes' key may pin a pool (x-deepwatch-pool), so each probe is answered by the pool it
+# scores; the load generator sends no key (tenant "anonymous").
+pin_keys = ["{PROBE_KEY}"]
+[gateway.api_keys]
+"{PROBE_KEY}" = "probes"
 # blue serves 90 % and green (the new version) 10 %; standby is cold (weight 0): only a
 # failover (the analyzer's, on the P1 alert) sends traffic there.
 [[gateway.pools]]
@@ -196,15 +204,28 @@ kind = "failover"
 pool = "standby"
 cooldown_secs = 60
 
+# Pinned to their pools: the v1 probe fails on every round while blue is slow (it times out),
+# whatever the 90/10 split, and v2's stays at 1.
 [probes]
 enabled = true
 gateway_url = "http://127.0.0.1:{proxy}"
+api_key = "{PROBE_KEY}"
 interval_secs = 2
 timeout_secs = 1
 max_tokens = 4
 [[probes.targets]]
 model = "{MODEL}"
 model_version = "v1"
+pool = "blue"
+[[probes.targets.prompts]]
+name = "answers"
+prompt = "Say a few words."
+check = "regex"
+expect = '\w+'
+[[probes.targets]]
+model = "{MODEL}"
+model_version = "v2"
+pool = "green"
 [[probes.targets.prompts]]
 name = "answers"
 prompt = "Say a few words."
@@ -265,6 +286,12 @@ mod tests {
             let config = Config::from_toml_str(&config_text(&ports, "/tmp/x", with)).unwrap();
             config.validate().unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(config.gateway.pools.len(), 3);
+            // Every probe is pinned to a pool of its version, with a key allowed to pin.
+            assert_eq!(config.gateway.pin_keys, vec![config.probes.api_key.clone()]);
+            for t in &config.probes.targets {
+                let pool = config.gateway.pools.iter().find(|p| p.name == t.pool).unwrap();
+                assert_eq!(pool.model_version, t.model_version);
+            }
             assert_eq!(config.rules.targets.analyzer.len(), usize::from(with));
         }
     }
