@@ -4,12 +4,13 @@
 # the same run on the same machine.
 #   1. latency at a constant open-loop rate (`deepwatch load --rate`): p50/p99/p99.9 end to end,
 #      non-streaming and streaming; added latency = proxy minus direct;
-#   2. maximum throughput (wrk, closed loop, 64 connections), non-streaming and streaming;
+#   2. maximum throughput (wrk, closed loop, 64 connections), non-streaming and streaming, in
+#      interleaved rounds (median and range per target);
 #   3. the gateway's own overhead histogram (deepwatch_gateway_overhead_seconds) from /metrics.
-# Usage: bench/gateway_overhead.sh   (env: RATE=2000 SECS=20 TPUT_SECS=10 CONNS=64 OUTPUT_TOKENS=16)
+# Usage: bench/gateway_overhead.sh   (env: RATE=2000 SECS=20 TPUT_SECS=5 ROUNDS=5 CONNS=64 OUTPUT_TOKENS=16)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RATE="${RATE:-2000}"; SECS="${SECS:-20}"; TPUT_SECS="${TPUT_SECS:-10}"; CONNS="${CONNS:-64}"
+RATE="${RATE:-2000}"; SECS="${SECS:-20}"; TPUT_SECS="${TPUT_SECS:-5}"; ROUNDS="${ROUNDS:-5}"; CONNS="${CONNS:-64}"
 OUT_TOK="${OUTPUT_TOKENS:-16}"
 SIM=18700; SIM_ADMIN=18701; GW=18710; GW_ADMIN=18711; NGX=18720
 BIN="${DEEPWATCH_BIN:-}"
@@ -120,10 +121,13 @@ print("| %d | %.4f ms | %.4f ms | %.4f ms | %.4f ms | %.4f %% |" % (n, total / m
 '
 
 echo
-echo "## maximum throughput (wrk, 1 thread, $CONNS connections, $TPUT_SECS s)"
+echo "## maximum throughput (wrk, 1 thread, $CONNS connections, $TPUT_SECS s per run, $ROUNDS interleaved rounds)"
 echo
-echo "| mode | target | req/s | p50 ms | p99 ms | errors | gateway / nginx |"
-echo "|---|---|---|---|---|---|---|"
+echo "Each round runs direct, gateway and nginx back to back, so slow spells of a shared machine"
+echo "hit all three; the table gives each target's median over the rounds and its range."
+echo
+echo "| mode | target | median req/s | min | max | median p99 ms | errors | gateway / nginx (median) | per round |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for mode in non-streaming streaming; do
     stream=false; [ "$mode" = streaming ] && stream=true
     cat >"$work/post.lua" <<LUA
@@ -131,14 +135,34 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"model":"bench","stream":$stream,"max_tokens":$OUT_TOK,"messages":[{"role":"user","content":"Summarise the meeting notes in three bullet points for the team."}]}'
 LUA
-    declare -A RPS=()
-    for t in "${targets[@]}"; do
-        out="$(wrk -t1 -c"$CONNS" -d"${TPUT_SECS}s" --latency -s "$work/post.lua" "${URL[$t]}/v1/chat/completions")"
-        rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
-        p50="$(awk '$1=="50%" {print $2}' <<<"$out")"; p99="$(awk '$1=="99%" {print $2}' <<<"$out")"
-        errs="$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$out")"
-        RPS[$t]="$rps"
-        ratio=""; [ "$t" = nginx ] && ratio="$(python3 -c "print('%.2f' % (${RPS[gateway]} / $rps))")"
-        echo "| $mode | $t | $rps | $p50 | $p99 | ${errs:-0} | $ratio |"
+    : >"$work/tput-$mode.tsv"
+    for round in $(seq "$ROUNDS"); do
+        for t in "${targets[@]}"; do
+            out="$(wrk -t1 -c"$CONNS" -d"${TPUT_SECS}s" --latency -s "$work/post.lua" "${URL[$t]}/v1/chat/completions")"
+            rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
+            p99="$(awk '$1=="99%" {print $2}' <<<"$out")"
+            errs="$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$out")"
+            printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$t" "$rps" "$p99" "${errs:-0}" >>"$work/tput-$mode.tsv"
+        done
     done
+    python3 - "$work/tput-$mode.tsv" "$mode" <<'PY'
+import re, statistics, sys
+path, mode = sys.argv[1], sys.argv[2]
+rows = [l.rstrip("\n").split("\t") for l in open(path)]
+def ms(v):
+    m = re.match(r"([0-9.]+)(us|ms|s)$", v)
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)] if m else float("nan")
+by = {}
+for rnd, t, rps, p99, errs in rows:
+    by.setdefault(t, []).append((int(rnd), float(rps), ms(p99), errs.strip()))
+med = {t: statistics.median(r[1] for r in v) for t, v in by.items()}
+per_round = {r[0]: r[1] for r in by["gateway"]}
+rounds = " ".join("%.2f" % (per_round[r[0]] / r[1]) for r in by["nginx"])
+for t in ("direct", "gateway", "nginx"):
+    v = by[t]
+    errs = ", ".join(sorted({r[3] for r in v if r[3] != "0"})) or "0"
+    ratio = ("%.2f" % (med["gateway"] / med["nginx"]), rounds) if t == "nginx" else ("", "")
+    print("| %s | %s | %.0f | %.0f | %.0f | %.2f | %s | %s | %s |" % (mode, t, med[t], min(r[1] for r in v),
+          max(r[1] for r in v), statistics.median(r[2] for r in v), errs, *ratio))
+PY
 done

@@ -203,6 +203,12 @@ impl ProxyStream {
         self.events = events;
         // Several events from one read go out as one chunk: one write, fewer iovecs.
         if self.queue.len() > queued_before + 1 {
+            if let Some(len) = verbatim_prefix(&frame, self.queue.range(queued_before..)) {
+                // Forwarded unchanged and in order: one slice of the frame, no copy.
+                self.queue.truncate(queued_before);
+                self.queue.push_back(frame.slice(..len));
+                return;
+            }
             let parts: Vec<Bytes> = self.queue.drain(queued_before..).collect();
             let mut joined = bytes::BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
             for p in &parts {
@@ -211,7 +217,23 @@ impl ProxyStream {
             self.queue.push_back(joined.freeze());
         }
     }
+}
 
+/// When `parts` are consecutive slices of `frame` from its first byte (events passed through
+/// untouched), the length they cover; `None` as soon as one was rewritten, added or skipped.
+fn verbatim_prefix<'a>(frame: &Bytes, parts: impl Iterator<Item = &'a Bytes>) -> Option<usize> {
+    let base = frame.as_ptr() as usize;
+    let mut len = 0;
+    for p in parts {
+        if p.as_ptr() as usize != base + len || len + p.len() > frame.len() {
+            return None;
+        }
+        len += p.len();
+    }
+    Some(len)
+}
+
+impl ProxyStream {
     /// Sends a keep-alive comment when the keep-alive timer fired; true when one was queued.
     fn poll_keepalive(&mut self, cx: &mut Context<'_>) -> bool {
         let (Some(k), Some(every)) = (self.keepalive.as_mut(), self.shared.keepalive) else {
@@ -406,5 +428,35 @@ impl Stream for ProxyStream {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verbatim_prefix;
+    use bytes::Bytes;
+
+    #[test]
+    fn untouched_events_cover_a_prefix_of_the_frame() {
+        let frame = Bytes::from_static(b"data: a\n\ndata: b\n\ndata: c");
+        let parts = [frame.slice(0..9), frame.slice(9..18)];
+        assert_eq!(verbatim_prefix(&frame, parts.iter()), Some(18));
+    }
+
+    #[test]
+    fn a_skipped_rewritten_or_added_event_breaks_the_prefix() {
+        let frame = Bytes::from_static(b"data: a\n\ndata: b\n\ndata: c\n\n");
+        // The middle event was dropped (a stripped usage chunk).
+        let skipped = [frame.slice(0..9), frame.slice(18..27)];
+        assert_eq!(verbatim_prefix(&frame, skipped.iter()), None);
+        // The second event was rewritten (redaction): same bytes, another buffer.
+        let rewritten = [frame.slice(0..9), Bytes::copy_from_slice(&frame[9..18])];
+        assert_eq!(verbatim_prefix(&frame, rewritten.iter()), None);
+        // An error event was appended after the frame's events.
+        let added = [frame.slice(0..27), Bytes::from_static(b"data: {\"error\":{}}\n\n")];
+        assert_eq!(verbatim_prefix(&frame, added.iter()), None);
+        // Out of order.
+        let swapped = [frame.slice(9..18), frame.slice(0..9)];
+        assert_eq!(verbatim_prefix(&frame, swapped.iter()), None);
     }
 }
