@@ -122,22 +122,7 @@ kubernetes_sd = false
 }
 
 async fn sim(name: &str, listen: SocketAddr, admin: SocketAddr, seed: u64) -> Server {
-    let a = args(&[
-        "sim",
-        "--listen",
-        &listen.to_string(),
-        "--admin-listen",
-        &admin.to_string(),
-        "--model",
-        MODEL,
-        "--model-version",
-        "v1",
-        "--admin-token",
-        SIM_TOKEN,
-        "--seed",
-        &seed.to_string(),
-    ]);
-    deepwatch(name, &a, listen, "/health").await
+    support::procs::sim(name, listen, admin, MODEL, SIM_TOKEN, seed).await
 }
 
 /// One line of the analyzer's audit log.

@@ -27,3 +27,30 @@ pub async fn deepwatch(
 pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
+
+/// A `deepwatch sim` serving `model` version v1, its admin API behind `token`, ready on /health.
+pub async fn sim(
+    name: &str,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    model: &str,
+    token: &str,
+    seed: u64,
+) -> Server {
+    let a = args(&[
+        "sim",
+        "--listen",
+        &listen.to_string(),
+        "--admin-listen",
+        &admin.to_string(),
+        "--model",
+        model,
+        "--model-version",
+        "v1",
+        "--admin-token",
+        token,
+        "--seed",
+        &seed.to_string(),
+    ]);
+    deepwatch(name, &a, listen, "/health").await
+}
