@@ -28,34 +28,55 @@ impl ProxyStream {
             replacements.push((d.index, d.field, r.text));
         }
         if info.finish_reason.is_some() {
-            for key in self.out_scanner.pending_keys() {
-                let r = self.out_scanner.flush(
-                    &self.shared.scanner.detectors,
-                    &self.policy.kinds,
-                    redacting,
-                    key,
-                );
-                kinds.extend(r.kinds);
-                match replacements.iter_mut().find(|(i, f, _)| (*i, *f) == key) {
-                    Some(existing) => existing.2.push_str(&r.text),
-                    None => replacements.push((key.0, key.1, r.text)),
+            for (index, field, text) in self.flush_pending(redacting, &mut kinds) {
+                match replacements.iter_mut().find(|(i, f, _)| (*i, *f) == (index, field)) {
+                    Some(existing) => existing.2.push_str(&text),
+                    None => replacements.push((index, field, text)),
                 }
             }
         }
-        self.count(&kinds);
-        if self.output == ScanAction::Block && !kinds.is_empty() {
-            let err = ApiError::new(
-                ErrorCode::Forbidden,
-                "sensitive_data_blocked",
-                "the response contained sensitive data and policy blocks it",
-            );
-            self.fail(Outcome::Rejected, err);
+        if self.count_and_block(&kinds) {
             return None;
         }
         if !redacting || replacements.is_empty() {
             return Some(raw);
         }
         Some(rewrite_chunk(&raw, &replacements).unwrap_or(raw))
+    }
+
+    /// Releases the text every output field still holds back; its matches go into `kinds`.
+    fn flush_pending(
+        &mut self,
+        redacting: bool,
+        kinds: &mut Vec<crate::scanner::Kind>,
+    ) -> Vec<(u32, TextField, String)> {
+        let mut pieces = Vec::new();
+        for key in self.out_scanner.pending_keys() {
+            let r = self.out_scanner.flush(
+                &self.shared.scanner.detectors,
+                &self.policy.kinds,
+                redacting,
+                key,
+            );
+            kinds.extend(r.kinds);
+            pieces.push((key.0, key.1, r.text));
+        }
+        pieces
+    }
+
+    /// Counts the matches; under the block policy any match ends the stream (true).
+    fn count_and_block(&mut self, kinds: &[crate::scanner::Kind]) -> bool {
+        self.count(kinds);
+        if self.output != ScanAction::Block || kinds.is_empty() {
+            return false;
+        }
+        let err = ApiError::new(
+            ErrorCode::Forbidden,
+            "sensitive_data_blocked",
+            "the response contained sensitive data and policy blocks it",
+        );
+        self.fail(Outcome::Rejected, err);
+        true
     }
 
     fn count(&mut self, kinds: &[crate::scanner::Kind]) {
@@ -77,25 +98,8 @@ impl ProxyStream {
         }
         let redacting = self.output != ScanAction::Count;
         let mut kinds = Vec::new();
-        let mut pieces = Vec::new();
-        for key in self.out_scanner.pending_keys() {
-            let r = self.out_scanner.flush(
-                &self.shared.scanner.detectors,
-                &self.policy.kinds,
-                redacting,
-                key,
-            );
-            kinds.extend(r.kinds);
-            pieces.push((key.0, key.1, r.text));
-        }
-        self.count(&kinds);
-        if self.output == ScanAction::Block && !kinds.is_empty() {
-            let err = ApiError::new(
-                ErrorCode::Forbidden,
-                "sensitive_data_blocked",
-                "the response contained sensitive data and policy blocks it",
-            );
-            self.fail(Outcome::Rejected, err);
+        let pieces = self.flush_pending(redacting, &mut kinds);
+        if self.count_and_block(&kinds) {
             return;
         }
         if redacting && !pieces.is_empty() {
