@@ -295,13 +295,7 @@ async fn start_stack() -> Stack {
         };
         config_text(&a, &wiring)
     };
-    let generate = |config: &Config| {
-        deepwatch_rules::generate(
-            &config.rules,
-            deepwatch_rules::Options { time_scale: TIME_SCALE },
-        )
-        .expect("rules generate")
-    };
+    let generate = |config: &Config| support::generate(config, TIME_SCALE);
     let first = Config::from_toml_str(&text("http://127.0.0.1:9", "127.0.0.1:9")).expect("config");
     first.validate().unwrap_or_else(|e| panic!("test config invalid: {e}"));
     let am = Alertmanager::start(&generate(&first).files["alertmanager/alertmanager.yml"]).await;

@@ -164,13 +164,7 @@ async fn killing_the_primary_fails_over_once_and_requests_succeed_again() {
     let dir_text = dir.path().display().to_string();
     let text =
         |prom: &str, am: &str| config_text(&a, prom, am, &phone.url(), &wecom.url(), &dir_text);
-    let generate = |config: &Config| {
-        deepwatch_rules::generate(
-            &config.rules,
-            deepwatch_rules::Options { time_scale: TIME_SCALE },
-        )
-        .expect("rules generate")
-    };
+    let generate = |config: &Config| support::generate(config, TIME_SCALE);
     // Alertmanager's config does not depend on its own address; Prometheus's does.
     let first = Config::from_toml_str(&text("http://127.0.0.1:9", "127.0.0.1:9")).expect("config");
     first.validate().unwrap_or_else(|e| panic!("test config invalid: {e}"));

@@ -35,3 +35,12 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The generated Prometheus/Alertmanager files for `config`, at the tests' time scale.
+pub fn generate(
+    config: &deepwatch_core::config::Config,
+    time_scale: u64,
+) -> deepwatch_rules::Generated {
+    deepwatch_rules::generate(&config.rules, deepwatch_rules::Options { time_scale })
+        .expect("rules generate")
+}
