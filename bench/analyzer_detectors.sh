@@ -5,5 +5,5 @@
 #   bench/analyzer_detectors.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release -p deepwatch-analyzer --test analytics_detectors -- \
-  --ignored evaluation_report --nocapture --test-threads 1 2>/dev/null | grep '^|'
+cargo test --release -p deepwatch-analyzer --test integration -- \
+  --ignored analytics_detectors::evaluation_report --nocapture --test-threads 1 2>/dev/null | grep '^|'

@@ -4,5 +4,5 @@
 #   bench/analyzer_rca.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --release -p deepwatch-analyzer --test analytics_rca -- \
-  --ignored evaluation_report --nocapture --test-threads 1 2>/dev/null | grep '^|'
+cargo test --release -p deepwatch-analyzer --test integration -- \
+  --ignored analytics_rca::evaluation_report --nocapture --test-threads 1 2>/dev/null | grep '^|'

@@ -10,11 +10,18 @@ declare -A WANT=(
   [prometheus-alertmanager]=/usr/bin/prometheus-alertmanager
   [prometheus-node-exporter]=/usr/bin/prometheus-node-exporter
   [prometheus-pushgateway]=/usr/bin/prometheus-pushgateway
-  [victoria-metrics]=/usr/bin/victoria-metrics
+  # VictoriaMetrics and vmalert: the global view of the scale-out test (crates/deepwatch/tests/scaleout.rs)
+  # and the remote_write receiver of the agent's push mode.
+  [victoria-metrics]=/usr/bin/vmalert
   [python3-aiosmtpd]=/usr/lib/python3/dist-packages/aiosmtpd
   [python3-venv]=checked-below
   [nginx-light]=/usr/sbin/nginx
   [curl]=/usr/bin/curl
+  # `systemd-analyze verify` checks the generated units (deploy/systemd).
+  [systemd]=/usr/bin/systemd-analyze
+  # The prometheus-operator and KEDA schema checks of the generated manifests run on node.
+  [nodejs]=/usr/bin/node
+  [npm]=/usr/bin/npm
 )
 
 missing=()

@@ -12,6 +12,7 @@ use crate::process::{ProcFs, ProcessCollector};
 use deepwatch_core::config::agent::AgentConfig;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
@@ -74,10 +75,12 @@ impl Agent {
             collectors.push(Arc::new(c));
         }
         if config.collectors.host {
-            collectors.push(Arc::new(HostCollector::new(&config.host)));
+            let root = PathBuf::from(&config.procfs_root);
+            collectors.push(Arc::new(HostCollector::with_proc_root(&config.host, root)));
         }
         if config.collectors.process {
-            let c = Arc::new(ProcessCollector::new(&config.process, Arc::new(ProcFs::default())));
+            let procfs = ProcFs::with_root(PathBuf::from(&config.procfs_root));
+            let c = Arc::new(ProcessCollector::new(&config.process, Arc::new(procfs)));
             tasks.push(c.spawn_sampler());
             collectors.push(c);
         }
@@ -100,10 +103,9 @@ impl Agent {
         }
         let collectors = Arc::new(CollectorSet::new(collectors));
         if !config.push.url.is_empty() {
-            let pusher = crate::push::Pusher::new(&config.push)
+            let push = crate::push::start(&config.push, collectors.clone())
                 .map_err(|e| AgentError::Config(format!("agent.push: {e}")))?;
-            tracing::info!(url = %pusher.url(), "push mode on");
-            tasks.push(pusher.spawn(collectors.clone()));
+            tasks.extend(push);
         }
         Ok(Agent { collectors, tasks })
     }

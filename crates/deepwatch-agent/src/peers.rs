@@ -48,7 +48,7 @@ impl PeersCollector {
 
     /// One probe: resolve, then time the TCP handshake alone.
     pub async fn probe(metrics: &PeerMetrics, peer: &PeerConfig) -> Result<Duration, ProbeError> {
-        let timeout = Duration::from_millis(peer.timeout_ms);
+        let timeout = peer.timeout;
         let result = async {
             let addr = tokio::time::timeout(timeout, tokio::net::lookup_host(&peer.address))
                 .await
@@ -88,7 +88,7 @@ impl PeersCollector {
                 let metrics = self.metrics.clone();
                 tokio::spawn(async move {
                     let mut tick =
-                        tokio::time::interval(Duration::from_millis(peer.interval_ms.max(1)));
+                        tokio::time::interval(peer.interval.max(Duration::from_millis(1)));
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
                         tick.tick().await;
@@ -123,7 +123,12 @@ mod tests {
     use deepwatch_core::expo::Format;
 
     fn peer(name: &str, address: String) -> PeerConfig {
-        PeerConfig { name: name.into(), address, interval_ms: 50, timeout_ms: 500 }
+        PeerConfig {
+            name: name.into(),
+            address,
+            interval: std::time::Duration::from_millis(50),
+            timeout: std::time::Duration::from_millis(500),
+        }
     }
 
     #[tokio::test]

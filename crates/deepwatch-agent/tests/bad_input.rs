@@ -2,21 +2,19 @@
 //! hangs, a refused connection, and a bad config file. Each gives a clear error and the agent
 //! keeps serving `/metrics` without waiting on the engine.
 
-mod support;
-
+use crate::support::*;
 use axum::routing::get;
 use axum::Router;
 use deepwatch_core::config::agent::{AgentConfig, EngineConfig};
 use deepwatch_core::config::Config;
 use std::time::Duration;
-use support::*;
 
 fn engine(name: &str, url: String, timeout_ms: u64) -> EngineConfig {
     EngineConfig {
         name: name.into(),
         url,
-        interval_ms: 200,
-        timeout_ms,
+        interval: std::time::Duration::from_millis(200),
+        timeout: Duration::from_millis(timeout_ms),
         max_body_bytes: 16 * 1024 * 1024,
         ..EngineConfig::default()
     }
@@ -117,7 +115,7 @@ async fn parse_errors_name_their_line_number() {
         ..AgentConfig::default()
     };
     let collector = deepwatch_agent::engine::EngineCollector::new(&config.engines).unwrap();
-    let client = reqwest::Client::new();
+    let client = deepwatch_core::http::builder().build().unwrap();
     for w in collector.watches() {
         w.scrape_once(&client).await;
     }

@@ -2,8 +2,7 @@
 //! vLLM engine, a log file, its own process and the host. Asserts through Prometheus' HTTP API,
 //! and runs `promtool check metrics` on the agent's output.
 
-mod support;
-
+use crate::support::*;
 use deepwatch_core::config::agent::{
     AgentConfig, EngineConfig, LogFileConfig, PeerConfig, ProcessTarget,
 };
@@ -11,7 +10,6 @@ use deepwatch_testkit::{require_binary, Prometheus};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
-use support::*;
 
 fn config(
     engine: std::net::SocketAddr,
@@ -23,7 +21,7 @@ fn config(
     c.engines.push(EngineConfig {
         name: "vllm-fixture".into(),
         url: format!("http://{engine}/metrics"),
-        interval_ms: 200,
+        interval: std::time::Duration::from_millis(200),
         raw,
         ..EngineConfig::default()
     });
@@ -33,16 +31,16 @@ fn config(
         path: log.display().to_string(),
         name: "engine".into(),
         patterns,
-        poll_interval_ms: 100,
+        poll_interval: std::time::Duration::from_millis(100),
         ..LogFileConfig::default()
     });
     c.peers.push(PeerConfig {
         name: "engine-host".into(),
         address: engine.to_string(),
-        interval_ms: 200,
-        timeout_ms: 500,
+        interval: std::time::Duration::from_millis(200),
+        timeout: std::time::Duration::from_millis(500),
     });
-    c.process.sample_interval_ms = 200;
+    c.process.sample_interval = std::time::Duration::from_millis(200);
     c.process.targets.push(ProcessTarget {
         name: "tests".into(),
         pid_file: pid_file.display().to_string(),
@@ -222,7 +220,7 @@ async fn push_mode_delivers_the_metrics_to_a_real_pushgateway() {
     let mut c = AgentConfig::default();
     c.collectors.gpu = false;
     c.push.url = pgw.url();
-    c.push.interval_ms = 200;
+    c.push.interval = std::time::Duration::from_millis(200);
     c.push.instance = "gpu-node-7".into();
     let _agent = start_agent(&c).await;
     let text = deepwatch_testkit::wait_for("the agent's push", Duration::from_secs(15), || async {

@@ -65,8 +65,8 @@ impl PlanInput {
             demand_query: c.demand_query.clone(),
             replicas_query: c.replicas_query.clone(),
             end,
-            window_secs: c.history_secs as f64,
-            step_secs: c.history_step_secs as f64,
+            window_secs: c.history.as_secs_f64(),
+            step_secs: c.history_step.as_secs_f64(),
         }
     }
 }

@@ -7,9 +7,15 @@
 //! Each request is pinned to its target (`x-deepwatch-pool` when the target names a pool,
 //! `x-deepwatch-model-version` otherwise; the gateway honours them for keys in its `pin_keys`),
 //! and the gateway's `x-deepwatch-pool` / `x-deepwatch-model-version` response headers must
-//! confirm it: an answer from another pool or version is an error, never scored, so accuracy
+//! confirm it: an answer from another pool or version is unavailable, never scored, so accuracy
 //! and latency always belong to the version that answered.
+//!
+//! Each probe is correct, wrong or unavailable (no usable answer: a timeout, a refused
+//! connection, an HTTP error, a misrouted answer). Accuracy is correct / (correct + wrong): a
+//! slow or down model is not a wrong one, so latency faults never lower it; a round without
+//! any scored answer removes the accuracy series until answers come back.
 
+use deepwatch_core::api::openai::{ChatRequest, Message, ResponseBody};
 use deepwatch_core::catalog::analyzer::{PROBE_ACCURACY, PROBE_DURATION, PROBE_RESULTS};
 use deepwatch_core::clock::SharedClock;
 use deepwatch_core::config::gateway::{MODEL_VERSION_HEADER, POOL_HEADER};
@@ -18,7 +24,6 @@ use deepwatch_core::expo::MetricSink;
 use deepwatch_core::metrics::{CounterVec, Encode, GaugeVec, HistogramVec};
 use futures_util::future::join_all;
 use regex::Regex;
-use serde_json::{json, Value};
 use std::time::Duration;
 use tracing::{debug, warn};
 
@@ -38,19 +43,20 @@ pub enum ProbeError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The answer passed its check.
-    Pass,
+    Correct,
     /// An answer came back but failed its check.
-    Fail,
-    /// No usable answer: transport error, timeout, HTTP error, malformed body.
-    Error,
+    Wrong,
+    /// No usable answer: transport error, timeout, HTTP error, malformed body, misrouted.
+    /// Not scored: it says nothing about whether the model answers right.
+    Unavailable,
 }
 
 impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "fail",
-            Outcome::Error => "error",
+            Outcome::Correct => "correct",
+            Outcome::Wrong => "wrong",
+            Outcome::Unavailable => "unavailable",
         }
     }
 }
@@ -189,8 +195,8 @@ impl Prober {
                 prompts,
             });
         }
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_secs))
+        let http = deepwatch_core::http::builder()
+            .timeout(config.timeout)
             .build()
             .map_err(|e| ProbeError::Url(e.to_string()))?;
         Ok(Prober {
@@ -198,7 +204,7 @@ impl Prober {
             api_key,
             max_tokens: config.max_tokens,
             temperature: config.temperature,
-            interval: Duration::from_secs(config.interval_secs),
+            interval: config.interval,
             pin: config.pin,
             targets,
             http,
@@ -226,7 +232,7 @@ impl Prober {
             let r = self.probe_one(target, prompt).await;
             let labels = [target.model.as_str(), target.model_version.as_str()];
             self.results.inc(&[labels[0], labels[1], &r.probe, r.outcome.as_str()]);
-            if r.outcome != Outcome::Error {
+            if r.outcome != Outcome::Unavailable {
                 self.duration.observe(&labels, r.latency.as_secs_f64());
             }
             debug!(model = %r.model, version = %r.model_version, probe = %r.probe,
@@ -234,14 +240,17 @@ impl Prober {
                    served_version = %r.served_version, detail = %r.detail, "probe");
             results.push(r);
         }
-        let passed = results.iter().filter(|r| r.outcome == Outcome::Pass).count();
-        if !results.is_empty() {
-            let ratio = passed as f64 / results.len() as f64;
-            self.accuracy.set(&[&target.model, &target.model_version], ratio);
-            if passed < results.len() {
-                warn!(model = %target.model, version = %target.model_version, passed,
-                      total = results.len(), "golden prompts failed");
-            }
+        let count = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
+        let (correct, wrong) = (count(Outcome::Correct), count(Outcome::Wrong));
+        let labels = [target.model.as_str(), target.model_version.as_str()];
+        if correct + wrong == 0 {
+            self.accuracy.remove(&labels);
+        } else {
+            self.accuracy.set(&labels, correct as f64 / (correct + wrong) as f64);
+        }
+        if wrong > 0 {
+            warn!(model = %target.model, version = %target.model_version, correct, wrong,
+                  "golden prompts answered wrong");
         }
         results
     }
@@ -249,16 +258,17 @@ impl Prober {
     async fn probe_one(&self, target: &Target, prompt: &Prompt) -> ProbeResult {
         let mut messages = Vec::new();
         if !prompt.system.is_empty() {
-            messages.push(json!({"role": "system", "content": prompt.system}));
+            messages.push(Message::new("system", prompt.system.as_str()));
         }
-        messages.push(json!({"role": "user", "content": prompt.prompt}));
-        let body = json!({
-            "model": target.model,
-            "messages": messages,
-            "max_tokens": self.max_tokens,
-            "temperature": self.temperature,
-            "stream": false,
-        });
+        messages.push(Message::new("user", prompt.prompt.as_str()));
+        let body = ChatRequest {
+            model: target.model.clone(),
+            messages,
+            max_tokens: Some(u64::from(self.max_tokens)),
+            temperature: Some(self.temperature),
+            stream: false,
+            ..ChatRequest::default()
+        };
         let mut req = self.http.post(self.url.clone()).headers(target.headers.clone()).json(&body);
         if !self.api_key.is_empty() {
             req = req.bearer_auth(&self.api_key);
@@ -275,35 +285,26 @@ impl Prober {
                 };
                 served_by = header(POOL_HEADER);
                 served_version = header(MODEL_VERSION_HEADER);
-                let body = resp.json::<Value>().await;
+                let body = resp.bytes().await;
                 // A misrouted answer is an error whatever it says: it is not this version's.
                 let misrouted = if status.is_success() {
                     self.misrouted(target, &served_by, &served_version)
                 } else {
                     None
                 };
-                match (body, misrouted) {
-                    (_, Some(why)) => Err(why),
-                    (Err(e), None) => Err(format!("HTTP {status}, body is not JSON: {e}")),
-                    (Ok(v), None) if !status.is_success() => Err(format!(
-                        "HTTP {status}: {}",
-                        v.pointer("/error/message").and_then(Value::as_str).unwrap_or("")
-                    )),
-                    (Ok(v), None) => v
-                        .pointer("/choices/0/message/content")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                        .ok_or_else(|| "no choices[0].message.content in the answer".to_string()),
+                match misrouted {
+                    Some(why) => Err(why),
+                    None => read_answer(status, body),
                 }
             }
         };
         let latency = self.clock.now().saturating_duration_since(started);
         let (outcome, answer, detail) = match answer {
-            Err(detail) => (Outcome::Error, String::new(), detail),
-            Ok(a) if prompt.checker.passes(&a) => (Outcome::Pass, a, String::new()),
+            Err(detail) => (Outcome::Unavailable, String::new(), detail),
+            Ok(a) if prompt.checker.passes(&a) => (Outcome::Correct, a, String::new()),
             Ok(a) => {
                 let detail = format!("answer {:?} failed its check", clip(&a, 200));
-                (Outcome::Fail, a, detail)
+                (Outcome::Wrong, a, detail)
             }
         };
         ProbeResult {
@@ -366,6 +367,25 @@ impl Prober {
             }
         }
     }
+}
+
+/// The answer's text, or why there is none.
+fn read_answer(
+    status: reqwest::StatusCode,
+    body: Result<impl AsRef<[u8]>, reqwest::Error>,
+) -> Result<String, String> {
+    let bytes = body.map_err(|e| format!("HTTP {status}, body unreadable: {e}"))?;
+    let body: ResponseBody<'_> = serde_json::from_slice(bytes.as_ref())
+        .map_err(|e| format!("HTTP {status}, body is not JSON: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("HTTP {status}: {}", body.error_message().unwrap_or_default()));
+    }
+    body.choices()
+        .first()
+        .and_then(|c| c.message.as_ref())
+        .and_then(|m| m.content.as_deref())
+        .map(str::to_string)
+        .ok_or_else(|| "no choices[0].message.content in the answer".to_string())
 }
 
 fn clip(s: &str, max: usize) -> &str {

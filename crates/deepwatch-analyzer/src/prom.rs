@@ -5,7 +5,9 @@
 
 use deepwatch_core::catalog::analyzer as cat;
 use deepwatch_core::config::analyzer::AnalyzerConfig;
+use deepwatch_core::config::client::{HttpAuthConfig, TlsConfig};
 use deepwatch_core::expo::MetricSink;
+use deepwatch_core::http;
 use deepwatch_core::metrics::{CounterVec, Encode};
 use parking_lot::Mutex;
 use serde::Deserialize;
@@ -25,6 +27,8 @@ pub const MAX_POINTS_PER_QUERY: u64 = 10_000;
 pub enum PromError {
     #[error("prometheus url {url:?} is invalid: {reason}")]
     InvalidUrl { url: String, reason: String },
+    #[error("cannot set up the prometheus client for {url}: {reason}")]
+    Client { url: String, reason: String },
     #[error("prometheus at {url} unreachable: {reason}")]
     Unreachable { url: String, reason: String },
     #[error("prometheus at {url} did not answer within {timeout_ms} ms")]
@@ -61,6 +65,12 @@ pub struct PromOptions {
     pub timeout: Duration,
     pub retries: u32,
     pub retry_backoff: Duration,
+    /// Sent with every request (`X-Scope-OrgID` for Mimir).
+    pub headers: BTreeMap<String, String>,
+    /// Bearer token or basic auth.
+    pub auth: HttpAuthConfig,
+    /// TLS of an https base URL: extra CA, client certificate.
+    pub tls: TlsConfig,
 }
 
 impl Default for PromOptions {
@@ -69,6 +79,9 @@ impl Default for PromOptions {
             timeout: Duration::from_secs(10),
             retries: 2,
             retry_backoff: Duration::from_millis(500),
+            headers: BTreeMap::new(),
+            auth: HttpAuthConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -139,9 +152,12 @@ impl PromClient {
         PromClient::new(
             &config.prometheus_url,
             PromOptions {
-                timeout: Duration::from_millis(config.query_timeout_ms),
+                timeout: config.query_timeout,
                 retries: config.retries,
-                retry_backoff: Duration::from_millis(config.retry_backoff_ms),
+                retry_backoff: config.retry_backoff,
+                headers: config.prometheus_headers.clone(),
+                auth: config.prometheus_auth.clone(),
+                tls: config.prometheus_tls.clone(),
             },
         )
     }
@@ -156,11 +172,21 @@ impl PromClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let http = reqwest::Client::builder()
+        let client = |reason: String| PromError::Client { url: base_url.to_string(), reason };
+        let headers = http::default_headers(
+            "analyzer.prometheus_auth",
+            &options.auth,
+            "analyzer.prometheus_headers",
+            &options.headers,
+        )
+        .map_err(|e| client(e.to_string()))?;
+        let http = http::client_builder(&options.tls)
+            .map_err(|e| client(e.to_string()))?
+            .default_headers(headers)
             .timeout(options.timeout)
             .connect_timeout(options.timeout.min(Duration::from_secs(5)))
             .build()
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|e| client(http::chain(&e)))?;
         Ok(PromClient {
             inner: Arc::new(Inner {
                 http,
@@ -353,7 +379,10 @@ impl PromClient {
                 return Err(PromError::Timeout { url: url.to_string(), timeout_ms })
             }
             Ok(Err(e)) => {
-                return Err(PromError::Unreachable { url: url.to_string(), reason: e.to_string() })
+                return Err(PromError::Unreachable {
+                    url: url.to_string(),
+                    reason: http::chain(&e),
+                })
             }
             Ok(Ok(r)) => r,
         };
@@ -362,7 +391,7 @@ impl PromClient {
             if e.is_timeout() {
                 PromError::Timeout { url: url.to_string(), timeout_ms }
             } else {
-                PromError::Unreachable { url: url.to_string(), reason: e.to_string() }
+                PromError::Unreachable { url: url.to_string(), reason: http::chain(&e) }
             }
         })?;
         let envelope: Envelope<T> = match serde_json::from_slice(&body) {
@@ -481,6 +510,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             retries: 2,
             retry_backoff: Duration::from_millis(1),
+            ..PromOptions::default()
         };
         let client = PromClient::new(&format!("http://127.0.0.1:{port}"), options).unwrap();
         assert!(client.is_healthy());

@@ -91,7 +91,7 @@ fn evaluation_report() {
         Some(IncidentKind::LevelShift),
         Some(IncidentKind::SubtleShift),
     ];
-    for set in ["band", "shift", "band,shift"] {
+    for set in ["surprise", "band", "shift", "band,shift"] {
         for kind in kinds {
             for noise in NOISES {
                 let mut total = EventStats::default();

@@ -22,7 +22,7 @@ fn a_slow_cycle_is_followed_and_the_spike_stands_out() {
     write_csv(&rows, &scored.scores, &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0], "timestamp,value,anomaly_score");
+    assert_eq!(lines[0], "timestamp,value,anomaly_score,warming_up");
     assert_eq!(lines.len(), 601);
     assert!(lines[501].starts_with("2024-03-04T08:20:00Z,"), "{}", lines[501]);
 }

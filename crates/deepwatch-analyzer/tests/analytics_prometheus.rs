@@ -10,7 +10,7 @@ use deepwatch_analyzer::rca::scenarios::{generate, Fault};
 use deepwatch_analyzer::{rca, Analytics};
 use deepwatch_core::catalog::agent::PROCESS_RSS;
 use deepwatch_core::clock::{system_time_from_unix, Clock};
-use deepwatch_core::config::analyzer::{AnalyzerConfig, RcaConfig, SeriesConfig};
+use deepwatch_core::config::analyzer::{AnalyzerConfig, BaselineConfig, RcaConfig, SeriesConfig};
 use deepwatch_core::expo::{Format, MetricSink};
 use deepwatch_core::metrics::Encode;
 use deepwatch_testkit::{free_addr, require_binary, run_tool, Server};
@@ -112,9 +112,9 @@ async fn analytics_degrades_while_prometheus_is_down_and_catches_up() {
 
     let mut config = AnalyzerConfig {
         prometheus_url: format!("http://{addr}"),
-        query_timeout_ms: 3000,
+        query_timeout: std::time::Duration::from_millis(3000),
         retries: 1,
-        retry_backoff_ms: 10,
+        retry_backoff: std::time::Duration::from_millis(10),
         series: vec![SeriesConfig {
             name: "process_rss".into(),
             query: PROCESS_RSS.name.into(),
@@ -123,7 +123,7 @@ async fn analytics_degrades_while_prometheus_is_down_and_catches_up() {
         }],
         ..AnalyzerConfig::default()
     };
-    config.baseline.periods_secs = vec![];
+    config.baseline.periods = vec![];
     config.drift.enabled = false;
     let clock = Arc::new(ManualClock::default());
     let prom = PromClient::from_config(&config).unwrap();
@@ -203,9 +203,15 @@ async fn rca_from_prometheus_ranks_the_injected_cause_first() {
         let tsdb = backfill(&scenario.openmetrics());
         let _server = prometheus(tsdb.path(), free_addr()).await;
         let prom = PromClient::new(&_server.url(), PromOptions::default()).unwrap();
-        let report = rca::rank(&prom, scenario.at, Some(scenario.alert), &RcaConfig::default())
-            .await
-            .unwrap();
+        let report = rca::rank(
+            &prom,
+            scenario.at,
+            Some(scenario.alert),
+            &RcaConfig::default(),
+            &BaselineConfig::default(),
+        )
+        .await
+        .unwrap();
         let top = report.top().expect("candidates");
         assert!(
             scenario.is_cause(top),
@@ -218,7 +224,7 @@ async fn rca_from_prometheus_ranks_the_injected_cause_first() {
         assert!(report.warnings.is_empty(), "{:?}", report.warnings);
         if !scenario.source.events.is_empty() {
             assert!(
-                report.timeline.iter().any(|e| e.kind == "event"),
+                report.timeline.iter().any(|e| e.kind == rca::report::EntryKind::Event),
                 "deploy event from the gauge"
             );
         }
@@ -282,7 +288,7 @@ async fn drift_is_measured_per_version_and_between_pools() {
         series: vec![],
         ..AnalyzerConfig::default()
     };
-    config.drift.window_secs = 3600;
+    config.drift.window = std::time::Duration::from_secs(3600);
     let clock = Arc::new(ManualClock::default());
     clock.set(end);
     let analytics = Analytics::new(&config, PromClient::from_config(&config).unwrap(), clock);

@@ -4,8 +4,9 @@
 //! carry the timeline, the last change before the onset and a reproduction.
 
 use deepwatch_analyzer::rca::rank_with;
+use deepwatch_analyzer::rca::report::EntryKind;
 use deepwatch_analyzer::rca::scenarios::{generate, Fault};
-use deepwatch_core::config::analyzer::RcaConfig;
+use deepwatch_core::config::analyzer::{BaselineConfig, RcaConfig};
 
 /// Seeds per fault in this test (the benchmark script runs more).
 const SEEDS: u64 = 8;
@@ -21,9 +22,15 @@ async fn injected_causes_rank_first() {
         let mut fault_top1 = 0;
         for seed in 1..=SEEDS {
             let scenario = generate(fault, seed);
-            let report = rank_with(&scenario.source, scenario.at, Some(scenario.alert), &config)
-                .await
-                .unwrap();
+            let report = rank_with(
+                &scenario.source,
+                scenario.at,
+                Some(scenario.alert),
+                &config,
+                &BaselineConfig::default(),
+            )
+            .await
+            .unwrap();
             let position = report.candidates.iter().position(|c| scenario.is_cause(c));
             total += 1;
             if position == Some(0) {
@@ -64,16 +71,23 @@ async fn a_report_has_timeline_changes_reproduction_and_pool_comparison() {
         .map(|seed| generate(Fault::UpstreamLatency, seed))
         .find(|s| !s.source.events.is_empty())
         .expect("some seed has a deploy event");
-    let report =
-        rank_with(&scenario.source, scenario.at, Some(scenario.alert), &config).await.unwrap();
+    let report = rank_with(
+        &scenario.source,
+        scenario.at,
+        Some(scenario.alert),
+        &config,
+        &BaselineConfig::default(),
+    )
+    .await
+    .unwrap();
     let onset = report.onset.expect("onset found");
     assert!(
         (onset - scenario.onset).abs() <= 120.0,
         "onset {onset} vs injected {}",
         scenario.onset
     );
-    assert!(report.timeline.iter().any(|e| e.kind == "event"), "{:?}", report.timeline);
-    assert!(report.timeline.iter().any(|e| e.kind == "alert"));
+    assert!(report.timeline.iter().any(|e| e.kind == EntryKind::Event), "{:?}", report.timeline);
+    assert!(report.timeline.iter().any(|e| e.kind == EntryKind::Alert));
     assert!(report.timeline.windows(2).all(|w| w[0].time <= w[1].time), "timeline in time order");
     assert_eq!(report.changes_before_onset.len(), 1);
     let repro = report.reproduction.as_ref().expect("latency maps to a chaos command");
@@ -90,6 +104,23 @@ async fn a_report_has_timeline_changes_reproduction_and_pool_comparison() {
         serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
     assert_eq!(parsed["alert"], scenario.alert);
     assert!(parsed["candidates"].as_array().unwrap().len() >= 3);
+    // The JSON reads back into the same report (the incident pages render from it), with the
+    // history it was ranked with and the charts.
+    let back: deepwatch_analyzer::rca::Report = serde_json::from_value(parsed).unwrap();
+    let names = |r: &deepwatch_analyzer::rca::Report| {
+        r.candidates.iter().map(|c| c.display()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&back), names(&report));
+    assert_eq!(
+        (back.charts.len(), back.timeline.len()),
+        (report.charts.len(), report.timeline.len())
+    );
+    assert!(!report.history.shortened, "two hours of data is enough");
+    assert!(markdown.contains("History: "), "{markdown}");
+    let symptom = report.symptom.as_ref().expect("a symptom chart");
+    assert!(!symptom.points.is_empty() && !symptom.band.is_empty());
+    assert_eq!(report.charts.len(), 4);
+    assert_eq!(report.charts[0].title, report.candidates[0].display());
 }
 
 /// The figures for docs/benchmarks.md (`bench/analyzer_rca.sh` runs this in release).
@@ -105,7 +136,10 @@ async fn evaluation_report() {
         let cases = 50;
         for seed in 1000..1000 + cases {
             let s = generate(fault, seed);
-            let report = rank_with(&s.source, s.at, Some(s.alert), &config).await.unwrap();
+            let report =
+                rank_with(&s.source, s.at, Some(s.alert), &config, &BaselineConfig::default())
+                    .await
+                    .unwrap();
             let p = report.candidates.iter().position(|c| s.is_cause(c));
             t1 += usize::from(p == Some(0));
             t3 += usize::from(p.is_some_and(|p| p < 3));

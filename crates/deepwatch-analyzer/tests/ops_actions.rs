@@ -2,9 +2,7 @@
 //! preconditions read the pools/rollouts documents, actions send the documented requests, and
 //! the audit log holds what was planned and what came of it.
 
-#[path = "fixtures/ops/mock_gateway.rs"]
-mod mock_gateway;
-
+use crate::support::mock_gateway::{pool, MockGateway, TOKEN};
 use deepwatch_analyzer::remediate::{self, scaling::ScalingRules, Deps, LoadSource, Remediator};
 use deepwatch_analyzer::webhook::{Alert, AlertStatus};
 use deepwatch_core::clock::TokioClock;
@@ -13,7 +11,6 @@ use deepwatch_core::config::remediation::{
 };
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use mock_gateway::{pool, MockGateway, TOKEN};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +42,7 @@ fn config(dir: &std::path::Path, gw: &MockGateway) -> RemediationConfig {
             name: "failover_to_standby".into(),
             kind: ActionKind::Failover,
             pool: Some("standby".into()),
-            cooldown_secs: 0,
+            cooldown: std::time::Duration::from_secs(0),
             ..ActionConfig::default()
         },
         ActionConfig {
@@ -59,7 +56,7 @@ fn config(dir: &std::path::Path, gw: &MockGateway) -> RemediationConfig {
                 "http://10.0.0.5:8000".into(),
             ]),
             load_query: Some("avg(load)".into()),
-            cooldown_secs: 0,
+            cooldown: std::time::Duration::from_secs(0),
             max_per_hour: 0,
             ..ActionConfig::default()
         },
@@ -69,13 +66,13 @@ fn config(dir: &std::path::Path, gw: &MockGateway) -> RemediationConfig {
             max_tokens_cap: Some(256),
             tenants: Some(vec!["free".into()]),
             requests_per_second: Some(1.0),
-            cooldown_secs: 0,
+            cooldown: std::time::Duration::from_secs(0),
             ..ActionConfig::default()
         },
         ActionConfig {
             name: "rollback_canary".into(),
             kind: ActionKind::Rollback,
-            cooldown_secs: 0,
+            cooldown: std::time::Duration::from_secs(0),
             ..ActionConfig::default()
         },
     ];
@@ -93,7 +90,7 @@ impl LoadSource for Load {
 }
 
 fn engine(cfg: &RemediationConfig, load: Arc<Load>) -> Remediator {
-    let admin = remediate::admin::GatewayAdmin::new(
+    let admin = deepwatch_core::api::admin::GatewayAdmin::new(
         &cfg.gateway.url,
         &cfg.gateway.token,
         Duration::from_secs(5),
@@ -292,9 +289,12 @@ async fn an_unreachable_gateway_fails_the_action_without_an_intent() {
     };
     cfg.gateway.url = format!("http://{}", deepwatch_testkit::free_addr());
     let e = {
-        let admin =
-            remediate::admin::GatewayAdmin::new(&cfg.gateway.url, "", Duration::from_secs(2))
-                .unwrap();
+        let admin = deepwatch_core::api::admin::GatewayAdmin::new(
+            &cfg.gateway.url,
+            "",
+            Duration::from_secs(2),
+        )
+        .unwrap();
         let deps = Deps { admin: Arc::new(admin), load: None, scaling: ScalingRules::default() };
         Remediator::new(&cfg, remediate::build_actions(&cfg, &deps).unwrap(), TokioClock::shared())
             .unwrap()

@@ -2,9 +2,7 @@
 //! demand moves; the plan finds each model's peak, counts its replicas and recommends replicas
 //! by the design rules; the daemon exports the recommendation.
 
-#[path = "fixtures/ops/support.rs"]
-mod support;
-
+use crate::support;
 use axum::routing::get;
 use axum::Router;
 use deepwatch_analyzer::capacity::{plan, PlanInput};
@@ -66,8 +64,11 @@ async fn peaks_replicas_and_recommendations_come_from_prometheus_history() {
     .await;
 
     let client = PromClient::new(&prom.url(), Default::default()).unwrap();
-    let config =
-        ScalingConfig { history_secs: 120, history_step_secs: 1, ..ScalingConfig::default() };
+    let config = ScalingConfig {
+        history: std::time::Duration::from_secs(120),
+        history_step: std::time::Duration::from_secs(1),
+        ..ScalingConfig::default()
+    };
     let input = PlanInput::from_config(&config, TokioClock::new().unix_seconds());
     let plans = plan(&client, &input).await.unwrap();
     let chat = plans.iter().find(|p| p.model == "chat").unwrap();
@@ -90,7 +91,8 @@ async fn peaks_replicas_and_recommendations_come_from_prometheus_history() {
     let dir = tempfile::tempdir().unwrap();
     let mut daemon_config = support::daemon_config(dir.path(), "http://127.0.0.1:9");
     daemon_config.analyzer.prometheus_url = prom.url();
-    daemon_config.remediation.scaling = ScalingConfig { plan_interval_secs: 1, ..config };
+    daemon_config.remediation.scaling =
+        ScalingConfig { plan_interval: std::time::Duration::from_secs(1), ..config };
     let daemon = support::start(&daemon_config, None).await;
     let base = format!("http://{}", daemon.addr);
     wait_for("recommended replicas", Duration::from_secs(20), || async {

@@ -2,9 +2,7 @@
 //! with every problem named by its path, and the complete demo-style fixture loads and starts
 //! a daemon (every action, channel and prober built from it).
 
-#[path = "fixtures/ops/support.rs"]
-mod support;
-
+use crate::support;
 use deepwatch_core::config::Config;
 use std::path::PathBuf;
 
@@ -65,7 +63,7 @@ fn wrong_probes_section_names_every_problem() {
         &text,
         &[
             "probes.gateway_url: must be an http or https URL, got scheme \"localhost\"",
-            "probes.interval_secs: must be between 1 and 86400, got 0",
+            "probes.interval_secs: must be greater than 0, got 0",
             "probes.targets[0].model_version: must not be empty",
             "probes.targets[0].prompts[0].expect: is not a valid regular expression",
         ],

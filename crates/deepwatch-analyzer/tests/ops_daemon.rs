@@ -3,21 +3,16 @@
 //! alert gets a root-cause report linked by fingerprint, and when Prometheus dies the daemon
 //! reports itself degraded and keeps healing.
 
-#[path = "fixtures/ops/mock_gateway.rs"]
-mod mock_gateway;
-#[path = "fixtures/ops/support.rs"]
-mod support;
-
+use crate::support::mock_gateway::{pool, MockGateway};
+use crate::support::*;
 use axum::routing::get;
 use axum::Router;
 use deepwatch_core::promtext::{self, Dialect};
 use deepwatch_testkit::{http_client, wait_for, Prometheus};
-use mock_gateway::{pool, MockGateway};
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
 
 const DEGRADED: &str = "deepwatch_analyzer_degraded{reason=\"prometheus_unreachable\"}";
 
@@ -132,9 +127,9 @@ async fn a_firing_alert_gets_a_root_cause_report_served_by_fingerprint() {
     config.analyzer.prometheus_url = prom.url();
     // The search for the onset starts lookback/4 = 4 s before the alert; the 8+ calm points
     // before that are the baseline.
-    config.analyzer.rca.lookback_secs = 16;
-    config.analyzer.rca.after_secs = 30;
-    config.analyzer.rca.step_secs = 1;
+    config.analyzer.rca.lookback = std::time::Duration::from_secs(16);
+    config.analyzer.rca.after = std::time::Duration::from_secs(30);
+    config.analyzer.rca.step = std::time::Duration::from_secs(1);
     config.remediation.policies.clear();
     config.remediation.actions.clear();
     // Some calm history, then the queue jumps: the incident.
@@ -181,6 +176,39 @@ async fn a_firing_alert_gets_a_root_cause_report_served_by_fingerprint() {
     );
     let missing = http_client().get(format!("{base}/reports/alert/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
+
+    // The same report as an incident page: the notification link leads there, the page draws
+    // its charts inline and loads nothing from elsewhere.
+    let list = http_client().get(format!("{base}/incidents")).send().await.unwrap();
+    assert_eq!(list.headers()["content-type"], "text/html; charset=utf-8");
+    let list = list.text().await.unwrap();
+    assert!(
+        list.contains("ModelUnavailable") && list.contains("engine_requests_waiting"),
+        "{list}"
+    );
+    let page = http_client().get(format!("{base}/incidents/alert/abc123")).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the alert link redirects to its incident page");
+    let page = page.text().await.unwrap();
+    for part in [
+        "<h2>Symptom against its baseline</h2>",
+        "<h2>Top candidates</h2>",
+        "<h2>Timeline</h2>",
+        "<h2>Remediation</h2>",
+        "<h2>Pools serving the same model</h2>",
+        "<h2>Last changes before the onset</h2>",
+        "<h2>Reproduce it in the lab</h2>",
+        "History: ",
+    ] {
+        assert!(page.contains(part), "{part} missing from the incident page");
+    }
+    assert!(page.matches("<svg class=\"chart").count() >= 1, "charts drawn inline");
+    assert!(
+        !page.contains("<script") && !page.contains("src=\"http"),
+        "nothing loaded from elsewhere"
+    );
+    let pending = http_client().get(format!("{base}/incidents/alert/nope")).send().await.unwrap();
+    assert_eq!(pending.status(), 404);
+    assert!(pending.text().await.unwrap().contains("http-equiv=\"refresh\""));
     let escape =
         http_client().get(format!("{base}/reports/..%2Fstate%2Faudit.jsonl")).send().await.unwrap();
     assert_eq!(escape.status(), 404);

@@ -1,7 +1,6 @@
 //! Kubernetes scaling (feature `k8s`) against a mock API server speaking the Kubernetes wire
 //! format: the Deployment scale subresource and a KEDA ScaledObject, reached through a real
-//! kubeconfig. Run with `cargo test -p deepwatch-analyzer --features k8s --test ops_k8s`.
-#![cfg(feature = "k8s")]
+//! kubeconfig. Run with `cargo test -p deepwatch-analyzer --features k8s --test integration ops_k8s`.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -156,9 +155,12 @@ fn engine(
         }],
         ..RemediationConfig::default()
     };
-    let admin =
-        remediate::admin::GatewayAdmin::new("http://127.0.0.1:9", "", Duration::from_secs(1))
-            .unwrap();
+    let admin = deepwatch_core::api::admin::GatewayAdmin::new(
+        "http://127.0.0.1:9",
+        "",
+        Duration::from_secs(1),
+    )
+    .unwrap();
     let deps = Deps {
         admin: Arc::new(admin),
         load: Some(Arc::new(Load(load))),

@@ -2,9 +2,7 @@
 //! robot APIs (the real services cannot be reached here). The mocks verify signatures with
 //! their own HMAC code, so a wrong scheme fails; a real Alertmanager routes to the bridge.
 
-#[path = "fixtures/ops/support.rs"]
-mod support;
-
+use crate::support::*;
 use axum::extract::{Path, Query, State};
 use axum::routing::post as route_post;
 use axum::{Json, Router};
@@ -18,7 +16,6 @@ use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use support::*;
 
 const DING_SECRET: &str = "SEC0123456789abcdef";
 const FEISHU_SECRET: &str = "feishu-secret";
@@ -178,7 +175,7 @@ async fn each_service_gets_a_signed_message_in_its_language_and_format() {
         let i = inbox.lock();
         (i.wecom.clone(), i.dingtalk.clone(), i.feishu.clone())
     };
-    let report_link = format!("{base}/reports/alert/fp-1");
+    let report_link = format!("{base}/incidents/alert/fp-1");
 
     // WeCom: markdown in Chinese (the default), colored title, report link.
     let w = &wecom[0];
@@ -230,7 +227,10 @@ async fn refusals_map_to_statuses_alertmanager_retries_and_limits_hold() {
 
     let (status, body) = post(&format!("{base}/notify/bad-dingtalk"), &firing()).await;
     assert_eq!(status, 502, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("errcode 310000 sign not match"), "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("errcode 310000 sign not match"),
+        "{body}"
+    );
     let (status, body) = post(&format!("{base}/notify/throttled-wecom"), &firing()).await;
     assert_eq!(status, 503, "a throttled robot is worth retrying: {body}");
     let (status, _) = post(&format!("{base}/notify/nobody"), &firing()).await;
@@ -295,5 +295,49 @@ async fn alertmanager_routes_alerts_through_the_bridge() {
     .await;
     assert!(text.contains("DeepwatchTtftHigh") && text.contains("TTFT p90 above 2 s"), "{text}");
     assert!(text.contains("model=deepseek-chat"), "{text}");
+    daemon.shutdown().await;
+}
+
+/// The robots are https-only: the bridge delivers to an https stand-in whose certificate comes
+/// from a CA made in the test and trusted through `notify.tls.ca_file`; without it, the
+/// delivery fails with the TLS cause and without leaking the robot key.
+#[tokio::test]
+async fn delivers_to_https_robots_trusting_notify_tls_ca_file() {
+    use deepwatch_testkit::tls::{server_config, TestCa, TlsFront};
+    let (chat, inbox) = chat_services().await;
+    let backend = chat.trim_start_matches("http://").parse().unwrap();
+    let ca = TestCa::new("robot CA");
+    let front =
+        TlsFront::start(server_config(&ca.server_cert(&["127.0.0.1"]), None), backend).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut config = daemon_config(dir.path(), "http://127.0.0.1:9");
+    config.notify.channels = channels(&front.url());
+    config.notify.tls.ca_file = Some(ca.ca_file.clone());
+    config.validate().unwrap();
+    let daemon = start(&config, None).await;
+    let base = format!("http://{}", daemon.addr);
+    for name in ["oncall-wecom", "oncall-dingtalk", "oncall-feishu"] {
+        let (status, body) = post(&format!("{base}/notify/{name}"), &firing()).await;
+        assert_eq!((status, body["status"].as_str()), (200, Some("sent")), "{name}: {body}");
+    }
+    {
+        let i = inbox.lock();
+        assert_eq!((i.wecom.len(), i.dingtalk.len(), i.feishu.len()), (1, 1, 1));
+        assert_eq!(i.dingtalk[0].0["access_token"], "tok", "signed query survived TLS");
+    }
+    daemon.shutdown().await;
+
+    // System roots only: the robot's certificate is not trusted.
+    config.notify.tls.ca_file = None;
+    let daemon = start(&config, None).await;
+    let base = format!("http://{}", daemon.addr);
+    let (status, body) = post(&format!("{base}/notify/oncall-wecom"), &firing()).await;
+    assert_eq!(status, 502, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("invalid peer certificate: UnknownIssuer"), "{message}");
+    assert!(!message.contains("robot-key"), "the robot key leaked: {message}");
+    assert_eq!(inbox.lock().wecom.len(), 1, "nothing more was delivered");
+    assert!(front.failed_handshakes.load(std::sync::atomic::Ordering::Relaxed) >= 1);
     daemon.shutdown().await;
 }

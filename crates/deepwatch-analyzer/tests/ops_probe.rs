@@ -1,8 +1,9 @@
 //! Golden-prompt probes against a small server speaking the deepwatch gateway's pinning contract
 //! (pin headers honoured for one key, `x-deepwatch-pool` / `x-deepwatch-model-version` on every
 //! answer): one model version answers correctly, one answers wrong, one errors, and answers from
-//! the wrong pool or version count as errors; accuracy, results and latency are exported per
-//! model_version, and requests carry the configured model, pin, headers, key and limits.
+//! the wrong pool or version count as unavailable; accuracy (of answered probes only), results
+//! and latency are exported per model_version, and requests carry the configured model, pin,
+//! headers, key and limits. Probes that time out count as unavailable, never as wrong.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -146,10 +147,10 @@ async fn accuracy_and_latency_are_exported_per_pinned_model_version() {
     };
     let prober = Prober::new(&config, TokioClock::shared()).unwrap();
     let results = prober.round().await;
-    assert_eq!(outcome(&results, "v1", "arithmetic"), Outcome::Pass);
-    assert_eq!(outcome(&results, "v1", "capital"), Outcome::Pass);
-    assert_eq!(outcome(&results, "v2", "arithmetic"), Outcome::Fail);
-    assert_eq!(outcome(&results, "v2", "capital"), Outcome::Fail);
+    assert_eq!(outcome(&results, "v1", "arithmetic"), Outcome::Correct);
+    assert_eq!(outcome(&results, "v1", "capital"), Outcome::Correct);
+    assert_eq!(outcome(&results, "v2", "arithmetic"), Outcome::Wrong);
+    assert_eq!(outcome(&results, "v2", "capital"), Outcome::Wrong);
     for r in &results {
         let want = match r.model_version.as_str() {
             "v1" | "v4" | "v5" => ("blue", "v1"),
@@ -159,17 +160,17 @@ async fn accuracy_and_latency_are_exported_per_pinned_model_version() {
         assert_eq!((r.served_by.as_str(), r.served_version.as_str()), want, "{r:?}");
     }
     let v3 = results.iter().find(|r| r.model_version == "v3").unwrap();
-    assert_eq!(v3.outcome, Outcome::Error);
+    assert_eq!(v3.outcome, Outcome::Unavailable);
     assert!(v3.detail.contains("503") && v3.detail.contains("\"gray\" has no healthy"), "{v3:?}");
     for r in results.iter().filter(|r| r.model_version == "v4") {
-        assert_eq!(r.outcome, Outcome::Error, "{r:?}");
+        assert_eq!(r.outcome, Outcome::Unavailable, "{r:?}");
         assert!(
             r.detail.contains("answered by pool \"blue\", not the pinned pool \"sticky\""),
             "{r:?}"
         );
     }
     for r in results.iter().filter(|r| r.model_version == "v5") {
-        assert_eq!(r.outcome, Outcome::Error, "{r:?}");
+        assert_eq!(r.outcome, Outcome::Unavailable, "{r:?}");
         assert!(
             r.detail.contains("answered by model_version \"v1\" (pool \"blue\"), not \"v5\""),
             "{r:?}"
@@ -184,23 +185,22 @@ async fn accuracy_and_latency_are_exported_per_pinned_model_version() {
     for line in [
         "deepwatch_probe_accuracy_ratio{model=\"deepseek-chat\",model_version=\"v1\"} 1",
         "deepwatch_probe_accuracy_ratio{model=\"deepseek-chat\",model_version=\"v2\"} 0",
-        "deepwatch_probe_accuracy_ratio{model=\"deepseek-chat\",model_version=\"v3\"} 0",
-        "deepwatch_probe_accuracy_ratio{model=\"deepseek-chat\",model_version=\"v4\"} 0",
-        "deepwatch_probe_accuracy_ratio{model=\"deepseek-chat\",model_version=\"v5\"} 0",
-        "deepwatch_probe_results_total{model=\"deepseek-chat\",model_version=\"v1\",probe=\"arithmetic\",outcome=\"pass\"} 2",
-        "deepwatch_probe_results_total{model=\"deepseek-chat\",model_version=\"v2\",probe=\"capital\",outcome=\"fail\"} 2",
-        "deepwatch_probe_results_total{model=\"deepseek-chat\",model_version=\"v3\",probe=\"capital\",outcome=\"error\"} 2",
-        "deepwatch_probe_results_total{model=\"deepseek-chat\",model_version=\"v4\",probe=\"arithmetic\",outcome=\"error\"} 2",
+        "deepwatch_probe_results_total{model=\"deepseek-chat\",model_version=\"v1\",probe=\"arithmetic\",outcome=\"correct\"} 2",
+        "deepwatch_probe_results_total{model=\"deepseek-chat\",model_version=\"v2\",probe=\"capital\",outcome=\"wrong\"} 2",
+        "deepwatch_probe_results_total{model=\"deepseek-chat\",model_version=\"v3\",probe=\"capital\",outcome=\"unavailable\"} 2",
+        "deepwatch_probe_results_total{model=\"deepseek-chat\",model_version=\"v4\",probe=\"arithmetic\",outcome=\"unavailable\"} 2",
         // Latency of answered probes only: 2 rounds x 2 prompts.
         "deepwatch_probe_duration_seconds_count{model=\"deepseek-chat\",model_version=\"v1\"} 4",
     ] {
         assert!(text.contains(line), "missing {line}\n{text}");
     }
     for version in ["v3", "v4", "v5"] {
-        let misattributed = format!(
-            "deepwatch_probe_duration_seconds_count{{model=\"deepseek-chat\",model_version=\"{version}\"}}"
-        );
-        assert!(!text.contains(&misattributed), "{text}");
+        // Unanswered (errors, misrouted): neither latency nor accuracy is attributed to them.
+        for family in ["deepwatch_probe_duration_seconds_count", "deepwatch_probe_accuracy_ratio"] {
+            let misattributed =
+                format!("{family}{{model=\"deepseek-chat\",model_version=\"{version}\"}}");
+            assert!(!text.contains(&misattributed), "{text}");
+        }
     }
 
     // What the gateway saw: the pin, model, key, extra headers, limits, temperature 0, the
@@ -241,7 +241,7 @@ async fn a_key_the_gateway_does_not_trust_makes_every_probe_an_error() {
     };
     let results = Prober::new(&config, TokioClock::shared()).unwrap().round().await;
     for r in &results {
-        assert_eq!(r.outcome, Outcome::Error, "{r:?}");
+        assert_eq!(r.outcome, Outcome::Unavailable, "{r:?}");
         assert!(r.detail.contains("403") && r.detail.contains("gateway.pin_keys"), "{r:?}");
     }
 }
@@ -258,7 +258,7 @@ async fn without_pinning_no_pin_header_goes_out_and_any_pool_may_answer() {
     };
     let results = Prober::new(&config, TokioClock::shared()).unwrap().round().await;
     // Unpinned, the v2 probe is answered by blue (v1) and scored as v2: what pinning prevents.
-    assert!(results.iter().all(|r| r.outcome == Outcome::Pass && r.served_by == "blue"));
+    assert!(results.iter().all(|r| r.outcome == Outcome::Correct && r.served_by == "blue"));
     let seen = seen.lock();
     assert!(seen.iter().all(|(h, _)| {
         !h.contains_key("x-deepwatch-pool") && !h.contains_key("x-deepwatch-model-version")
@@ -266,24 +266,84 @@ async fn without_pinning_no_pin_header_goes_out_and_any_pool_may_answer() {
 }
 
 #[tokio::test]
-async fn an_unreachable_gateway_counts_errors_and_zero_accuracy() {
+async fn an_unreachable_gateway_counts_unavailable_and_leaves_no_accuracy() {
     let config = ProbesConfig {
         enabled: true,
         gateway_url: format!("http://{}", deepwatch_testkit::free_addr()),
-        timeout_secs: 2,
+        timeout: std::time::Duration::from_secs(2),
         targets: vec![target("v1", "")],
         ..ProbesConfig::default()
     };
     let prober = Prober::new(&config, TokioClock::shared()).unwrap();
     let results = prober.round().await;
-    assert!(results.iter().all(|r| r.outcome == Outcome::Error), "{results:?}");
+    assert!(results.iter().all(|r| r.outcome == Outcome::Unavailable), "{results:?}");
     let mut sink = MetricSink::new(Format::Text004);
     prober.encode(&mut sink);
     let text = sink.render();
-    assert!(
-        text.contains(
-            "deepwatch_probe_accuracy_ratio{model=\"deepseek-chat\",model_version=\"v1\"} 0"
-        ),
-        "{text}"
+    assert!(!text.contains("deepwatch_probe_accuracy_ratio{"), "{text}");
+    assert!(text.contains("outcome=\"unavailable\"} 1"), "{text}");
+}
+
+/// A model that answers right but too slowly (a latency fault): its probes time out, count as
+/// unavailable, and the accuracy it had before is not lowered; once it answers in time again,
+/// accuracy is measured again. What keeps AccuracyDrop quiet during latency-only faults.
+#[tokio::test]
+async fn probes_that_time_out_are_unavailable_not_wrong() {
+    let delay = Arc::new(Mutex::new(std::time::Duration::ZERO));
+    let slow = delay.clone();
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move || {
+            let slow = slow.clone();
+            async move {
+                let wait = *slow.lock();
+                tokio::time::sleep(wait).await;
+                let mut resp =
+                    Json(json!({"choices": [{"message": {"content": "4"}}]})).into_response();
+                resp.headers_mut().insert("x-deepwatch-pool", "blue".parse().unwrap());
+                resp.headers_mut().insert("x-deepwatch-model-version", "v1".parse().unwrap());
+                resp
+            }
+        }),
     );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let config = ProbesConfig {
+        enabled: true,
+        gateway_url: url,
+        timeout: std::time::Duration::from_secs(1),
+        pin: false,
+        targets: vec![ProbeTarget {
+            model: "deepseek-chat".into(),
+            model_version: "v1".into(),
+            prompts: vec![GoldenPrompt {
+                name: "arithmetic".into(),
+                prompt: "2 + 2?".into(),
+                check: Check::Exact,
+                expect: "4".into(),
+                ..GoldenPrompt::default()
+            }],
+            ..ProbeTarget::default()
+        }],
+        ..ProbesConfig::default()
+    };
+    let prober = Prober::new(&config, TokioClock::shared()).unwrap();
+    let accuracy = |prober: &Prober| {
+        let mut sink = MetricSink::new(Format::Text004);
+        prober.encode(&mut sink);
+        sink.render()
+            .lines()
+            .find(|l| l.starts_with("deepwatch_probe_accuracy_ratio{"))
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    assert_eq!(prober.round().await[0].outcome, Outcome::Correct);
+    assert_eq!(accuracy(&prober).as_deref(), Some("1"));
+    *delay.lock() = std::time::Duration::from_millis(1500);
+    let slow_round = prober.round().await;
+    assert_eq!(slow_round[0].outcome, Outcome::Unavailable, "{slow_round:?}");
+    assert_eq!(accuracy(&prober), None, "a timed-out round scores nothing");
+    *delay.lock() = std::time::Duration::ZERO;
+    assert_eq!(prober.round().await[0].outcome, Outcome::Correct);
+    assert_eq!(accuracy(&prober).as_deref(), Some("1"));
 }

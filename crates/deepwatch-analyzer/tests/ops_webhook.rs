@@ -3,18 +3,13 @@
 //! deduplicates the re-sent group, reverts on resolve, and keeps its promise across a restart
 //! (two daemon instances on the same state dir and port).
 
-#[path = "fixtures/ops/mock_gateway.rs"]
-mod mock_gateway;
-#[path = "fixtures/ops/support.rs"]
-mod support;
-
+use crate::support::mock_gateway::{pool, MockGateway};
+use crate::support::*;
 use deepwatch_analyzer::webhook::{label_set_fingerprint, Labels};
 use deepwatch_core::config::remediation::{ActionConfig, ActionKind, PolicyConfig};
 use deepwatch_testkit::{wait_for, Alertmanager};
-use mock_gateway::{pool, MockGateway};
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::*;
 
 fn am_config(webhook: &str) -> String {
     am_config_with_token(webhook, None)
@@ -82,10 +77,10 @@ async fn alertmanager_delivers_alerts_and_failover_runs_once_then_fails_back() {
     let webhook = format!("{base}/webhook/alertmanager");
     let am = Alertmanager::start(&am_config_with_token(&webhook, Some("hook-secret"))).await;
     // Without the token nobody else can trigger a failover.
-    let (status, _) =
+    let (status, body) =
         post(&webhook, &payload("firing", vec![alert("ModelUnavailable", "x", "firing", &[])]))
             .await;
-    assert_eq!(status, 401);
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "{body}");
 
     fire(&am, json!([am_alert("ModelUnavailable", "a", None)])).await;
     wait_for("failover through the admin api", Duration::from_secs(20), || async {
@@ -170,8 +165,8 @@ async fn a_restarted_daemon_does_not_repeat_an_action_alertmanager_resends() {
             "-c".into(),
             format!("echo \"$DEEPWATCH_LABEL_INSTANCE\" >> {}", out.display()),
         ]),
-        timeout_secs: Some(10),
-        cooldown_secs: 0,
+        timeout: Some(std::time::Duration::from_secs(10)),
+        cooldown: std::time::Duration::from_secs(0),
         max_per_hour: 0,
         ..ActionConfig::default()
     }];
@@ -218,7 +213,7 @@ async fn the_receiver_answers_at_once_tolerates_unknown_fields_and_sheds_load_wi
         name: "sleep".into(),
         kind: ActionKind::RestartHook,
         command: Some(vec!["sleep".into(), "3".into()]),
-        cooldown_secs: 0,
+        cooldown: std::time::Duration::from_secs(0),
         max_per_hour: 0,
         ..ActionConfig::default()
     }];
@@ -226,8 +221,11 @@ async fn the_receiver_answers_at_once_tolerates_unknown_fields_and_sheds_load_wi
     let url = format!("http://{}/webhook/alertmanager", daemon.addr);
 
     let (status, body) = post(&url, &json!({"alerts": "nope"})).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("not an Alertmanager webhook payload"));
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("not an Alertmanager webhook payload"));
 
     let mut p = payload("firing", vec![alert("Slow", "f1", "firing", &[])]);
     p["notification_reason"] = json!("a field from a later Alertmanager");
@@ -243,6 +241,6 @@ async fn the_receiver_answers_at_once_tolerates_unknown_fields_and_sheds_load_wi
     let (status, body) =
         post(&url, &payload("firing", vec![alert("Slow", "f3", "firing", &[])])).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("queue is full"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("queue is full"), "{body}");
     daemon.shutdown().await;
 }

@@ -7,6 +7,11 @@
 pub mod vllm {
     pub const NUM_REQUESTS_RUNNING: &str = "vllm:num_requests_running";
     pub const NUM_REQUESTS_WAITING: &str = "vllm:num_requests_waiting";
+    /// Waiting requests split by `reason` (`WAITING_REASONS`); new in 0.3x.
+    pub const NUM_REQUESTS_WAITING_BY_REASON: &str = "vllm:num_requests_waiting_by_reason";
+    /// Prompt tokens looked up in / found in the prefix cache.
+    pub const PREFIX_CACHE_QUERIES_TOTAL: &str = "vllm:prefix_cache_queries_total";
+    pub const PREFIX_CACHE_HITS_TOTAL: &str = "vllm:prefix_cache_hits_total";
     pub const KV_CACHE_USAGE_PERC: &str = "vllm:kv_cache_usage_perc";
     /// Name before vLLM 0.9 for `KV_CACHE_USAGE_PERC`.
     pub const GPU_CACHE_USAGE_PERC: &str = "vllm:gpu_cache_usage_perc";
@@ -35,6 +40,12 @@ pub mod vllm {
     pub const LABELS: &[&str] = &["model_name", "engine"];
     /// Extra label of `REQUEST_SUCCESS_TOTAL`.
     pub const FINISHED_REASON_LABEL: &str = "finished_reason";
+
+    /// Extra label of `NUM_REQUESTS_WAITING_BY_REASON` and its values.
+    pub const WAITING_REASON_LABEL: &str = "reason";
+    pub const WAITING_REASONS: &[&str] = &["capacity", "deferred"];
+    /// Tokens per KV-cache block (vLLM's default block size), the prefix cache's unit.
+    pub const BLOCK_SIZE: u64 = 16;
 
     /// `finished_reason` label values of `request_success_total`.
     pub const FINISHED_REASONS: &[&str] = &["stop", "length", "abort", "error", "repetition"];

@@ -1,11 +1,10 @@
 //! The admin listener: `/metrics` and `/healthz` without a token, and the bearer-protected
 //! admin API that the analyzer's remediation and the lab's chaos scenarios use (pools, forced
 //! failover, weights, scale out, rollouts, degrade, faults, events). `docs/gateway-admin-api.md`
-//! is its reference; errors have the OpenAI shape.
+//! is its reference and `deepwatch_core::api::admin` holds its documents and bodies, shared
+//! with the clients; errors have the OpenAI shape.
 
-use crate::degrade::DegradeState;
 use crate::error::ApiError;
-use crate::rollout::StartRequest;
 use crate::state::Shared;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
@@ -13,13 +12,16 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use deepwatch_core::config::gateway::FaultRule;
+use deepwatch_core::api::admin::{
+    DegradeState, EventsDoc, FailoverRequest, FailoverState, FaultRule, FaultsDoc, PoolDoc,
+    PoolsDoc, ReasonRequest, RolloutDoc, RolloutRequest, RolloutsDoc, UpstreamRequest,
+    WeightRequest,
+};
+use deepwatch_core::api::bearer;
 use deepwatch_core::error::ErrorCode;
 use deepwatch_core::expo::Format;
 use http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -61,12 +63,7 @@ async fn auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Re
         )
         .into_response();
     }
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    if !given.is_some_and(|g| constant_time_eq(g.trim().as_bytes(), token.as_bytes())) {
+    if !bearer::matches(req.headers(), token) {
         return ApiError::new(
             ErrorCode::Unauthorized,
             "unauthorized",
@@ -75,10 +72,6 @@ async fn auth(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Re
         .into_response();
     }
     next.run(req).await
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
@@ -93,17 +86,20 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid body: {e}")))
 }
 
-fn pools_doc(shared: &Shared) -> Value {
-    json!({
-        "pools": shared.pools.docs(),
-        "active_pools": shared.pools.active_pools(),
-        "failover": {"forced": shared.pools.forced(), "automatic": shared.pools.automatic_failover()},
-        "degrade": shared.degrade.get(),
-        "rollout": shared.rollouts.current(),
-    })
+fn pools_doc(shared: &Shared) -> PoolsDoc {
+    PoolsDoc {
+        pools: shared.pools.docs(),
+        active_pools: shared.pools.active_pools(),
+        failover: FailoverState {
+            forced: shared.pools.forced(),
+            automatic: shared.pools.automatic_failover(),
+        },
+        degrade: shared.degrade.get(),
+        rollout: shared.rollouts.current(),
+    }
 }
 
-async fn pools(State(shared): State<Arc<Shared>>) -> Json<Value> {
+async fn pools(State(shared): State<Arc<Shared>>) -> Json<PoolsDoc> {
     Json(pools_doc(&shared))
 }
 
@@ -114,19 +110,13 @@ fn pool<'a>(shared: &'a Shared, name: &str) -> Result<&'a Arc<crate::pools::Pool
         .ok_or_else(|| ApiError::not_found("pool_not_found", format!("unknown pool {name:?}")))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WeightBody {
-    weight: u32,
-}
-
 async fn set_weight(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>> {
+) -> Result<Json<PoolDoc>> {
     let p = pool(&shared, &name)?;
-    let b: WeightBody = parse(&body)?;
+    let b: WeightRequest = parse(&body)?;
     if b.weight > 100 {
         return Err(ApiError::bad_request(format!(
             "weight must be between 0 and 100, got {}",
@@ -141,13 +131,7 @@ async fn set_weight(
     }
     shared.pools.set_weight(p, b.weight);
     shared.events.record("weight", &name, format!("weight {}%", b.weight));
-    Ok(Json(json!(shared.pools.doc(p))))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UrlBody {
-    url: String,
+    Ok(Json(shared.pools.doc(p)))
 }
 
 async fn add_upstream(
@@ -156,7 +140,7 @@ async fn add_upstream(
     body: Bytes,
 ) -> Result<Response> {
     let p = pool(&shared, &name)?;
-    let b: UrlBody = parse(&body)?;
+    let b: UpstreamRequest = parse(&body)?;
     match url::Url::parse(&b.url) {
         Ok(u) if u.scheme() == "http" && u.host().is_some() => {}
         _ => {
@@ -172,86 +156,71 @@ async fn add_upstream(
             format!("{} is already in pool {name:?}", b.url),
         ));
     }
-    Ok((StatusCode::CREATED, Json(json!(shared.pools.doc(p)))).into_response())
+    Ok((StatusCode::CREATED, Json(shared.pools.doc(p))).into_response())
 }
 
 async fn remove_upstream(
     State(shared): State<Arc<Shared>>,
     Path(name): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>> {
+) -> Result<Json<PoolDoc>> {
     let p = pool(&shared, &name)?;
-    let b: UrlBody = parse(&body)?;
+    let b: UpstreamRequest = parse(&body)?;
     if !shared.pools.remove_upstream(p, &b.url) {
         return Err(ApiError::not_found(
             "upstream_not_found",
             format!("{} is not in pool {name:?}", b.url),
         ));
     }
-    Ok(Json(json!(shared.pools.doc(p))))
+    Ok(Json(shared.pools.doc(p)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FailoverBody {
-    pool: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-async fn failover(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<Value>> {
-    let b: FailoverBody = parse(&body)?;
+async fn failover(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<PoolsDoc>> {
+    let b: FailoverRequest = parse(&body)?;
     pool(&shared, &b.pool)?;
     shared.pools.force(&b.pool, b.reason.as_deref().unwrap_or("admin request"));
     Ok(Json(pools_doc(&shared)))
 }
 
-async fn failback(State(shared): State<Arc<Shared>>) -> Json<Value> {
+async fn failback(State(shared): State<Arc<Shared>>) -> Json<PoolsDoc> {
     shared.pools.unforce();
     Json(pools_doc(&shared))
 }
 
 async fn start_rollout(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Response> {
-    let req: StartRequest = parse(&body)?;
+    let req: RolloutRequest = parse(&body)?;
     let doc = shared.rollouts.start(req)?;
-    Ok((StatusCode::CREATED, Json(json!(doc))).into_response())
+    Ok((StatusCode::CREATED, Json(doc)).into_response())
 }
 
-async fn rollouts(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    Json(json!({"current": shared.rollouts.current(), "history": shared.rollouts.history()}))
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    #[serde(default)]
-    reason: Option<String>,
+async fn rollouts(State(shared): State<Arc<Shared>>) -> Json<RolloutsDoc> {
+    Json(RolloutsDoc { current: shared.rollouts.current(), history: shared.rollouts.history() })
 }
 
 fn reason_of(body: &Bytes) -> Result<Option<String>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    Ok(parse::<ReasonBody>(body)?.reason)
+    Ok(parse::<ReasonRequest>(body)?.reason)
 }
 
-async fn rollback(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<Value>> {
-    Ok(Json(json!(shared.rollouts.force(false, reason_of(&body)?)?)))
+async fn rollback(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<RolloutDoc>> {
+    Ok(Json(shared.rollouts.force(false, reason_of(&body)?)?))
 }
 
-async fn promote(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<Value>> {
-    Ok(Json(json!(shared.rollouts.force(true, reason_of(&body)?)?)))
+async fn promote(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<RolloutDoc>> {
+    Ok(Json(shared.rollouts.force(true, reason_of(&body)?)?))
 }
 
-async fn set_degrade(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<Value>> {
+async fn set_degrade(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<DegradeState>> {
     let state: DegradeState = parse(&body)?;
     let state = shared.degrade.set(state).map_err(ApiError::bad_request)?;
-    Ok(Json(json!(state)))
+    Ok(Json(state))
 }
 
-async fn clear_degrade(State(shared): State<Arc<Shared>>) -> Result<Json<Value>> {
+async fn clear_degrade(State(shared): State<Arc<Shared>>) -> Result<Json<DegradeState>> {
     let state = shared.degrade.set(DegradeState::default()).map_err(ApiError::bad_request)?;
-    Ok(Json(json!(state)))
+    Ok(Json(state))
 }
 
 fn faults_enabled(shared: &Shared) -> Result<()> {
@@ -266,28 +235,28 @@ fn faults_enabled(shared: &Shared) -> Result<()> {
     }
 }
 
-async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<Value>> {
+async fn set_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Result<Json<FaultsDoc>> {
     faults_enabled(&shared)?;
     let rules: Vec<FaultRule> = parse(&body)?;
     let rules = shared.faults.set(rules).map_err(ApiError::bad_request)?;
-    Ok(Json(json!({"enabled": true, "rules": rules})))
+    Ok(Json(FaultsDoc { enabled: true, rules }))
 }
 
-async fn get_faults(State(shared): State<Arc<Shared>>) -> Result<Json<Value>> {
+async fn get_faults(State(shared): State<Arc<Shared>>) -> Result<Json<FaultsDoc>> {
     faults_enabled(&shared)?;
-    Ok(Json(json!({"enabled": true, "rules": shared.faults.rules()})))
+    Ok(Json(FaultsDoc { enabled: true, rules: shared.faults.rules() }))
 }
 
-async fn clear_faults(State(shared): State<Arc<Shared>>) -> Result<Json<Value>> {
+async fn clear_faults(State(shared): State<Arc<Shared>>) -> Result<Json<FaultsDoc>> {
     faults_enabled(&shared)?;
     shared.faults.set(Vec::new()).map_err(ApiError::bad_request)?;
-    Ok(Json(json!({"enabled": true, "rules": []})))
+    Ok(Json(FaultsDoc { enabled: true, rules: Vec::new() }))
 }
 
 async fn events(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>> {
+) -> Result<Json<EventsDoc>> {
     let limit = match q.get("limit") {
         None => 100,
         Some(v) => v
@@ -295,5 +264,5 @@ async fn events(
             .map_err(|_| ApiError::bad_request(format!("limit must be a number, got {v:?}")))?
             .min(1000),
     };
-    Ok(Json(json!({"events": shared.events.last(limit)})))
+    Ok(Json(EventsDoc { events: shared.events.last(limit) }))
 }

@@ -2,28 +2,13 @@
 //! `max_tokens` and a per-tenant request rate limit (token bucket) for listed tenants. Both
 //! show in `deepwatch_degrade_active{kind}` while in force.
 
+use crate::metrics::labels::DegradeIds;
 use crate::metrics::GatewayMetrics;
+pub use deepwatch_core::api::admin::{DegradeState, RateLimit};
 use parking_lot::{Mutex, RwLock};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::time::Instant;
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DegradeState {
-    #[serde(default)]
-    pub max_tokens_cap: Option<u64>,
-    #[serde(default)]
-    pub rate_limit: Option<RateLimit>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimit {
-    pub tenants: Vec<String>,
-    pub requests_per_second: f64,
-}
 
 struct Bucket {
     tokens: f64,
@@ -61,12 +46,10 @@ impl Degrade {
                 return Err("rate_limit.tenants must list at least one tenant".into());
             }
         }
-        self.metrics
-            .degrade
-            .set(&["max_tokens_cap"], if state.max_tokens_cap.is_some() { 1.0 } else { 0.0 });
-        self.metrics
-            .degrade
-            .set(&["tenant_rate_limit"], if state.rate_limit.is_some() { 1.0 } else { 0.0 });
+        let on = |b: bool| if b { 1.0 } else { 0.0 };
+        let degrade = &self.metrics.degrade;
+        degrade.set(&DegradeIds { kind: "max_tokens_cap" }, on(state.max_tokens_cap.is_some()));
+        degrade.set(&DegradeIds { kind: "tenant_rate_limit" }, on(state.rate_limit.is_some()));
         self.buckets.lock().clear();
         *self.state.write() = state.clone();
         Ok(state)

@@ -1,10 +1,10 @@
 //! Errors that reach a client, on the proxy or the admin listener, and their one mapping to an
-//! HTTP response: status from `deepwatch_core::error::ErrorCode`, body in the OpenAI shape
-//! `{"error":{"message","type","code"}}` so SDKs raise their usual exception types.
+//! HTTP response: status from `deepwatch_core::error::ErrorCode`, body
+//! `deepwatch_core::error::ErrorBody` (OpenAI's shape, so SDKs raise their usual exception types).
 
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use deepwatch_core::error::{ErrorCode, HasErrorCode};
+use deepwatch_core::error::{ErrorBody, ErrorCode, HasErrorCode};
 use http::{header, HeaderValue, StatusCode};
 
 /// An error answered to a client.
@@ -47,7 +47,7 @@ impl ApiError {
 
     /// The JSON body, also used inside SSE error events.
     pub fn body_json(&self) -> String {
-        error_body(&self.message, self.code.openai_type(), self.reason)
+        ErrorBody::new(self.code, self.reason, self.message.as_str()).to_json()
     }
 
     /// An SSE event carrying this error, for streams that already started.
@@ -60,11 +60,6 @@ impl HasErrorCode for ApiError {
     fn error_code(&self) -> ErrorCode {
         self.code
     }
-}
-
-/// `{"error":{"message","type","code"}}` as a string.
-pub fn error_body(message: &str, kind: &str, code: &str) -> String {
-    serde_json::json!({"error": {"message": message, "type": kind, "code": code}}).to_string()
 }
 
 impl IntoResponse for ApiError {

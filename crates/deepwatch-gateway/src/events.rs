@@ -3,24 +3,17 @@
 //! annotations use `changes()` on it), stamps `deepwatch_deploy_last_event_timestamp_seconds`,
 //! is kept in memory for `GET /admin/events` and appended to the JSON-lines file if configured.
 
+use crate::metrics::labels::PoolEventIds;
 use crate::metrics::GatewayMetrics;
 use crate::util::rfc3339;
+pub use deepwatch_core::api::admin::Event;
 use deepwatch_core::clock::SharedClock;
 use parking_lot::Mutex;
-use serde::Serialize;
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Arc;
 
 const KEEP: usize = 1000;
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Event {
-    pub ts: String,
-    pub event: String,
-    pub pool: String,
-    pub detail: String,
-}
 
 pub struct EventLog {
     events: Mutex<VecDeque<Event>>,
@@ -51,8 +44,10 @@ impl EventLog {
             detail: detail.into(),
         };
         tracing::info!(event, pool, detail = %e.detail, "deploy event");
-        self.metrics.deploy_events.inc(&[pool, event]);
-        self.metrics.deploy_last_event.set(&[pool, event], self.clock.unix_seconds());
+        self.metrics.deploy_events.inc(&PoolEventIds { pool, event });
+        self.metrics
+            .deploy_last_event
+            .set(&PoolEventIds { pool, event }, self.clock.unix_seconds());
         if let Some(file) = &self.file {
             if let Ok(mut line) = serde_json::to_vec(&e) {
                 line.push(b'\n');
@@ -89,8 +84,14 @@ mod tests {
         let log = EventLog::new(path.to_str().unwrap(), metrics.clone(), clock).unwrap();
         log.record("start", "green", "rollout 1");
         log.record("rollback", "green", "ttft");
-        assert_eq!(metrics.deploy_events.get(&["green", "rollback"]), 1.0);
-        assert!(metrics.deploy_last_event.get(&["green", "start"]) >= 1_700_000_000.0);
+        assert_eq!(
+            metrics.deploy_events.get(&PoolEventIds { pool: "green", event: "rollback" }),
+            1.0
+        );
+        assert!(
+            metrics.deploy_last_event.get(&PoolEventIds { pool: "green", event: "start" })
+                >= 1_700_000_000.0
+        );
         assert_eq!(log.last(1)[0].event, "rollback");
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2);

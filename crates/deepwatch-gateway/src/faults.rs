@@ -5,11 +5,12 @@
 use crate::util::random_f64;
 use deepwatch_core::config::gateway::{FaultRule, ROUTES};
 use parking_lot::RwLock;
+use std::time::Duration;
 
 /// What to do to one request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Injection {
-    pub latency_ms: u64,
+    pub latency: Duration,
     /// Answer this status instead of forwarding.
     pub error_status: Option<u16>,
     pub stream_cut_after_chunks: Option<u64>,
@@ -68,7 +69,7 @@ impl Faults {
         let rule = rules.iter().find(|r| r.endpoint == endpoint)?;
         let error = rule.error_rate > 0.0 && random_f64() < rule.error_rate;
         Some(Injection {
-            latency_ms: rule.latency_ms,
+            latency: rule.latency,
             error_status: error.then_some(if rule.error_status == 0 {
                 503
             } else {
@@ -86,7 +87,7 @@ mod tests {
     fn rule(error_rate: f64) -> FaultRule {
         FaultRule {
             endpoint: "/v1/chat/completions".into(),
-            latency_ms: 5,
+            latency: Duration::from_millis(5),
             error_rate,
             error_status: 0,
             stream_cut_after_chunks: Some(3),

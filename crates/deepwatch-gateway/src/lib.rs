@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod faults;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod pools;
 pub mod proxy;

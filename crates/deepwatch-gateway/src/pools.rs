@@ -8,14 +8,15 @@
 //! `failback` events.
 
 use crate::events::EventLog;
-use crate::health::{Change, Health, HealthStatus};
+use crate::health::{Change, Health};
+use crate::metrics::labels::{PoolIds, PoolReasonIds, UpstreamIds};
 use crate::metrics::GatewayMetrics;
 use crate::util::{random_u64, rfc3339};
+pub use deepwatch_core::api::admin::{ForcedFailover, PoolDoc, UpstreamDoc};
 use deepwatch_core::clock::SharedClock;
 use deepwatch_core::config::gateway::{HealthConfig, PoolConfig};
 use http::HeaderValue;
 use parking_lot::{Mutex, RwLock};
-use serde::Serialize;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -54,6 +55,8 @@ pub struct Pool {
     pub model_version: String,
     pub api_key: Option<HeaderValue>,
     pub health_cfg: HealthConfig,
+    /// Deadline from sending a streamed request to its first content byte (`None`: off).
+    pub first_token_timeout: Option<std::time::Duration>,
     weight: AtomicU32,
     upstreams: RwLock<Arc<Vec<Arc<Upstream>>>>,
     next: AtomicUsize,
@@ -90,17 +93,9 @@ impl Pool {
     }
 }
 
-/// A forced failover.
-#[derive(Debug, Clone, Serialize)]
-pub struct Forced {
-    pub pool: String,
-    pub reason: String,
-    pub since: String,
-}
-
 pub struct Pools {
     pools: Vec<Arc<Pool>>,
-    forced: RwLock<Option<Forced>>,
+    forced: RwLock<Option<ForcedFailover>>,
     /// Names of the pools that served last time we looked, for failover detection.
     active: Mutex<Vec<String>>,
     metrics: Arc<GatewayMetrics>,
@@ -113,23 +108,6 @@ pub struct Pools {
 pub struct Route {
     pub pool: Arc<Pool>,
     pub upstream: Arc<Upstream>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct UpstreamDoc {
-    pub url: String,
-    #[serde(flatten)]
-    pub status: HealthStatus,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PoolDoc {
-    pub name: String,
-    pub weight: u32,
-    pub priority: u32,
-    pub model_version: String,
-    pub active: bool,
-    pub upstreams: Vec<UpstreamDoc>,
 }
 
 pub fn normalize_url(url: &str) -> String {
@@ -167,6 +145,7 @@ impl Pools {
                         .then(|| HeaderValue::from_str(&format!("Bearer {}", c.api_key)).ok())
                         .flatten(),
                     health_cfg: c.health.clone(),
+                    first_token_timeout: c.first_token_timeout.filter(|d| !d.is_zero()),
                     weight: AtomicU32::new(c.weight),
                     upstreams: RwLock::new(Arc::new(ups)),
                     next: AtomicUsize::new(0),
@@ -183,8 +162,10 @@ impl Pools {
         };
         for pool in &p.pools {
             for u in pool.upstreams().iter() {
-                p.metrics.upstream_up.set(&[&pool.name, &u.url], 1.0);
-                p.metrics.upstream_error_ratio.set(&[&pool.name, &u.url], 0.0);
+                p.metrics.upstream_up.set(&UpstreamIds { pool: &pool.name, upstream: &u.url }, 1.0);
+                p.metrics
+                    .upstream_error_ratio
+                    .set(&UpstreamIds { pool: &pool.name, upstream: &u.url }, 0.0);
             }
         }
         *p.active.lock() = p.active_pools();
@@ -200,7 +181,7 @@ impl Pools {
         self.pools.iter().find(|p| p.name == name)
     }
 
-    pub fn forced(&self) -> Option<Forced> {
+    pub fn forced(&self) -> Option<ForcedFailover> {
         self.forced.read().clone()
     }
 
@@ -235,6 +216,26 @@ impl Pools {
             }
         }
         None
+    }
+
+    /// Whether another attempt would find an upstream not in `exclude` (`pinned`: among those
+    /// pools only). Unlike `select`, it moves no round-robin counter.
+    pub fn has_alternative(&self, exclude: &[Arc<Upstream>], pinned: Option<&[Arc<Pool>]>) -> bool {
+        if let Some(pools) = pinned {
+            return pools.iter().any(|p| p.has_healthy(exclude));
+        }
+        if let Some(forced) = self.forced.read().as_ref() {
+            return self.get(&forced.pool).is_some_and(|p| {
+                p.upstreams().iter().any(|u| !exclude.iter().any(|e| Arc::ptr_eq(e, u)))
+            });
+        }
+        self.pools.iter().any(|p| p.weight() > 0 && p.has_healthy(exclude))
+    }
+
+    /// True when `upstream` is the last one that could serve: passive errors must not eject
+    /// it (the panic threshold), or every client would get an instant 503.
+    pub fn last_standing(&self, upstream: &Arc<Upstream>) -> bool {
+        !self.has_alternative(std::slice::from_ref(upstream), None)
     }
 
     /// Where an attempt of a pinned request goes: a healthy upstream not in `exclude` of the
@@ -295,8 +296,8 @@ impl Pools {
         let active = self.active_pools();
         for p in &self.pools {
             let on = active.contains(&p.name);
-            self.metrics.pool_active.set(&[&p.name], if on { 1.0 } else { 0.0 });
-            self.metrics.pool_weight.set(&[&p.name], f64::from(p.weight()) / 100.0);
+            self.metrics.pool_active.set(&PoolIds { pool: &p.name }, if on { 1.0 } else { 0.0 });
+            self.metrics.pool_weight.set(&PoolIds { pool: &p.name }, f64::from(p.weight()) / 100.0);
         }
         let mut last = self.active.lock();
         if *last == active {
@@ -311,7 +312,9 @@ impl Pools {
             match (before, after) {
                 (Some(b), Some(a)) if a > b => {
                     for name in &active {
-                        self.metrics.failovers.inc(&[name, "unhealthy"]);
+                        self.metrics
+                            .failovers
+                            .inc(&PoolReasonIds { pool: name, reason: "unhealthy" });
                         self.events.record(
                             "failover",
                             name,
@@ -337,12 +340,12 @@ impl Pools {
         if self.get(pool).is_none() {
             return false;
         }
-        *self.forced.write() = Some(Forced {
+        *self.forced.write() = Some(ForcedFailover {
             pool: pool.to_string(),
             reason: reason.to_string(),
             since: rfc3339(self.clock.wall()),
         });
-        self.metrics.failovers.inc(&[pool, "command"]);
+        self.metrics.failovers.inc(&PoolReasonIds { pool, reason: "command" });
         self.events.record("failover", pool, format!("forced: {reason}"));
         self.refresh();
         true
@@ -376,8 +379,9 @@ impl Pools {
         }));
         *guard = Arc::new(list);
         drop(guard);
-        self.metrics.upstream_up.set(&[&pool.name, &url], 1.0);
-        self.metrics.upstream_error_ratio.set(&[&pool.name, &url], 0.0);
+        let ids = UpstreamIds { pool: &pool.name, upstream: &url };
+        self.metrics.upstream_up.set(&ids, 1.0);
+        self.metrics.upstream_error_ratio.set(&ids, 0.0);
         self.events.record("upstream_added", &pool.name, url);
         self.refresh();
         true
@@ -392,8 +396,9 @@ impl Pools {
         let list: Vec<_> = guard.iter().filter(|u| u.url != url).cloned().collect();
         *guard = Arc::new(list);
         drop(guard);
-        self.metrics.upstream_up.remove(&[&pool.name, &url]);
-        self.metrics.upstream_error_ratio.remove(&[&pool.name, &url]);
+        let ids = UpstreamIds { pool: &pool.name, upstream: &url };
+        self.metrics.upstream_up.remove(&ids);
+        self.metrics.upstream_error_ratio.remove(&ids);
         self.events.record("upstream_removed", &pool.name, url);
         self.refresh();
         true
@@ -403,7 +408,8 @@ impl Pools {
     pub fn on_change(&self, upstream: &Upstream, change: Option<Change>) {
         let Some(change) = change else { return };
         let up = matches!(change, Change::Returned);
-        self.metrics.upstream_up.set(&[&upstream.pool, &upstream.url], if up { 1.0 } else { 0.0 });
+        let ids = UpstreamIds { pool: &upstream.pool, upstream: &upstream.url };
+        self.metrics.upstream_up.set(&ids, if up { 1.0 } else { 0.0 });
         match change {
             Change::Ejected(by) => {
                 tracing::warn!(pool = %upstream.pool, upstream = %upstream.url, ?by, "upstream ejected")
@@ -435,7 +441,7 @@ impl Pools {
             upstreams: p
                 .upstreams()
                 .iter()
-                .map(|u| UpstreamDoc { url: u.url.clone(), status: u.health.status(now) })
+                .map(|u| UpstreamDoc { url: u.url.clone(), health: u.health.status(now) })
                 .collect(),
         }
     }
@@ -445,9 +451,10 @@ impl Pools {
         let now = self.clock.now();
         for p in &self.pools {
             for u in p.upstreams().iter() {
-                self.metrics
-                    .upstream_error_ratio
-                    .set(&[&p.name, &u.url], u.health.error_ratio(now));
+                self.metrics.upstream_error_ratio.set(
+                    &UpstreamIds { pool: &p.name, upstream: &u.url },
+                    u.health.error_ratio(now),
+                );
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Applying a changed `[gateway]` section to a running gateway (SIGHUP in the CLI): pool
-//! weights and upstream lists, and fault rules, change in place; what cannot change without a
-//! restart (listeners, keys, timeouts, the set of pools, scanner) is reported, not silently
-//! ignored. Each reload writes a `config_reload` event.
+//! weights and upstream lists, fault rules, prices and budgets change in place; what cannot
+//! change without a restart (listeners, keys, timeouts, the set of pools, scanner) is
+//! reported, not silently ignored. Each reload writes a `config_reload` event.
 
 use crate::state::Shared;
 use deepwatch_core::config::gateway::GatewayConfig;
@@ -63,6 +63,14 @@ pub fn apply(shared: &Shared, new: &GatewayConfig) -> Result<ReloadReport, Probl
             Err(e) => report.needs_restart.push(format!("fault rules: {e}")),
         }
     }
+    if new.prices != old.prices {
+        shared.metrics.set_prices(new.prices.clone());
+        report.applied.push("prices".into());
+    }
+    if new.daily_budgets != old.daily_budgets {
+        shared.metrics.set_budgets(&new.daily_budgets);
+        report.applied.push("daily budgets".into());
+    }
     let restart_only = [
         ("listen", old.listen != new.listen),
         ("admin_listen", old.admin_listen != new.admin_listen),
@@ -81,11 +89,11 @@ pub fn apply(shared: &Shared, new: &GatewayConfig) -> Result<ReloadReport, Probl
         (
             "timeouts and limits",
             old.max_body_bytes != new.max_body_bytes
-                || old.upstream_connect_timeout_ms != new.upstream_connect_timeout_ms
-                || old.upstream_header_timeout_ms != new.upstream_header_timeout_ms
-                || old.upstream_idle_timeout_ms != new.upstream_idle_timeout_ms
-                || old.keepalive_interval_ms != new.keepalive_interval_ms
-                || old.client_header_timeout_ms != new.client_header_timeout_ms,
+                || old.upstream_connect_timeout != new.upstream_connect_timeout
+                || old.upstream_header_timeout != new.upstream_header_timeout
+                || old.upstream_idle_timeout != new.upstream_idle_timeout
+                || old.keepalive_interval != new.keepalive_interval
+                || old.client_header_timeout != new.client_header_timeout,
         ),
     ];
     for (what, changed) in restart_only {

@@ -6,13 +6,16 @@
 
 use crate::error::ApiError;
 use crate::events::EventLog;
+use crate::metrics::labels::PoolIds;
 use crate::metrics::GatewayMetrics;
 use crate::pools::{Pool, Pools};
 use crate::util::rfc3339;
+pub use deepwatch_core::api::admin::{
+    Analysis, RolloutDoc, RolloutRequest, RolloutStatus, SideStats, Verdict,
+};
 use deepwatch_core::clock::SharedClock;
 use deepwatch_core::config::gateway::RolloutConfig;
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -78,26 +81,6 @@ fn p95(values: &[f64]) -> Option<f64> {
     Some(v[rank.clamp(1, v.len()) - 1])
 }
 
-/// One side of a comparison.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct SideStats {
-    pub requests: u64,
-    pub errors: u64,
-    pub stream_cuts: u64,
-    pub error_ratio: f64,
-    pub stream_cut_ratio: f64,
-    pub ttft_p95_ms: Option<f64>,
-    pub tpot_p95_ms: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Analysis {
-    pub verdict: &'static str,
-    pub reasons: Vec<String>,
-    pub canary: SideStats,
-    pub stable: SideStats,
-}
-
 /// Compares canary with stable. `full`: the window ended (all checks, sample gate); otherwise
 /// the fast path checks only ratios and can only fail.
 pub fn judge(c: &SideStats, s: &SideStats, p: &RolloutConfig, full: bool) -> Analysis {
@@ -109,7 +92,7 @@ pub fn judge(c: &SideStats, s: &SideStats, p: &RolloutConfig, full: bool) -> Ana
             c.requests, s.requests, p.min_samples
         ));
         return Analysis {
-            verdict: "not_enough_samples",
+            verdict: Verdict::NotEnoughSamples,
             reasons,
             canary: c.clone(),
             stable: s.clone(),
@@ -130,7 +113,7 @@ pub fn judge(c: &SideStats, s: &SideStats, p: &RolloutConfig, full: bool) -> Ana
         }
     }
     if full {
-        let slack = p.latency_slack_ms as f64;
+        let slack = p.latency_slack.as_secs_f64() * 1000.0;
         let mut latency = |name: &str, cv: Option<f64>, sv: Option<f64>, ratio: f64| {
             if let (Some(cv), Some(sv)) = (cv, sv) {
                 if cv > sv * ratio + slack {
@@ -142,41 +125,8 @@ pub fn judge(c: &SideStats, s: &SideStats, p: &RolloutConfig, full: bool) -> Ana
         latency("ttft", c.ttft_p95_ms, s.ttft_p95_ms, p.max_ttft_p95_ratio);
         latency("tpot", c.tpot_p95_ms, s.tpot_p95_ms, p.max_tpot_p95_ratio);
     }
-    let verdict = if reasons.is_empty() { "pass" } else { "fail" };
+    let verdict = if reasons.is_empty() { Verdict::Pass } else { Verdict::Fail };
     Analysis { verdict, reasons, canary: c.clone(), stable: s.clone() }
-}
-
-/// `POST /admin/rollouts` body.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StartRequest {
-    pub pool: String,
-    pub stable: Option<String>,
-    pub steps: Option<Vec<u32>>,
-    pub step_secs: Option<u64>,
-    pub min_samples: Option<u64>,
-    pub max_ttft_p95_ratio: Option<f64>,
-    pub max_tpot_p95_ratio: Option<f64>,
-    pub latency_slack_ms: Option<u64>,
-    pub max_error_ratio_increase: Option<f64>,
-    pub max_stream_cut_ratio_increase: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct RolloutDoc {
-    pub id: u64,
-    pub canary: String,
-    pub stable: String,
-    pub steps: Vec<u32>,
-    pub step_index: usize,
-    pub weight: u32,
-    pub status: &'static str,
-    pub reason: Option<String>,
-    pub step_secs: u64,
-    pub extensions: u32,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub last_analysis: Option<Analysis>,
 }
 
 struct Run {
@@ -216,7 +166,7 @@ impl Rollouts {
         clock: SharedClock,
     ) -> Arc<Rollouts> {
         for p in pools.all() {
-            metrics.rollout_step.set(&[&p.name], 0.0);
+            metrics.rollout_step.set(&PoolIds { pool: &p.name }, 0.0);
         }
         Arc::new(Rollouts {
             inner: Mutex::new(Inner::default()),
@@ -262,15 +212,18 @@ impl Rollouts {
         self.inner.lock().history.iter().cloned().collect()
     }
 
-    pub fn start(self: &Arc<Self>, req: StartRequest) -> Result<RolloutDoc, ApiError> {
+    pub fn start(self: &Arc<Self>, req: RolloutRequest) -> Result<RolloutDoc, ApiError> {
         let d = &self.defaults;
         let params = RolloutConfig {
             steps: req.steps.clone().unwrap_or_else(|| d.steps.clone()),
-            step_secs: req.step_secs.unwrap_or(d.step_secs),
+            step: req.step_secs.map(Duration::from_secs).unwrap_or(d.step),
             min_samples: req.min_samples.unwrap_or(d.min_samples),
             max_ttft_p95_ratio: req.max_ttft_p95_ratio.unwrap_or(d.max_ttft_p95_ratio),
             max_tpot_p95_ratio: req.max_tpot_p95_ratio.unwrap_or(d.max_tpot_p95_ratio),
-            latency_slack_ms: req.latency_slack_ms.unwrap_or(d.latency_slack_ms),
+            latency_slack: req
+                .latency_slack_ms
+                .map(Duration::from_millis)
+                .unwrap_or(d.latency_slack),
             max_error_ratio_increase: req
                 .max_error_ratio_increase
                 .unwrap_or(d.max_error_ratio_increase),
@@ -335,15 +288,15 @@ impl Rollouts {
                 steps: params.steps.clone(),
                 step_index: 0,
                 weight: 0,
-                status: "running",
+                status: RolloutStatus::Running,
                 reason: None,
-                step_secs: params.step_secs,
+                step_secs: params.step.as_secs(),
                 extensions: 0,
                 started_at: rfc3339(self.clock.wall()),
                 finished_at: None,
                 last_analysis: None,
             },
-            deadline: now + Duration::from_secs(params.step_secs),
+            deadline: now + params.step,
             params,
             canary,
             stable,
@@ -379,7 +332,7 @@ impl Rollouts {
         let Some(run) = inner.current.as_mut() else { return };
         let weight = run.doc.steps[index];
         if weight >= 100 {
-            self.finish(inner, "promoted", "reached 100%".into());
+            self.finish(inner, RolloutStatus::Promoted, "reached 100%".into());
             return;
         }
         run.doc.step_index = index;
@@ -387,23 +340,23 @@ impl Rollouts {
         run.doc.extensions = 0;
         run.canary_w = Window::default();
         run.stable_w = Window::default();
-        run.deadline = self.clock.now() + Duration::from_secs(run.params.step_secs);
+        run.deadline = self.clock.now() + run.params.step;
         self.pools.set_weight(&run.canary, weight);
         self.pools.set_weight(&run.stable, 100 - weight);
-        self.metrics.rollout_step.set(&[&run.canary.name], (index + 1) as f64);
+        self.metrics.rollout_step.set(&PoolIds { pool: &run.canary.name }, (index + 1) as f64);
         self.events.record("step", &run.doc.canary, format!("step {} weight {weight}%", index + 1));
     }
 
-    fn finish(&self, inner: &mut Inner, status: &'static str, reason: String) {
+    fn finish(&self, inner: &mut Inner, status: RolloutStatus, reason: String) {
         let Some(mut run) = inner.current.take() else { return };
         self.active.store(false, Ordering::Relaxed);
         let (canary_w, stable_w, event) = match status {
-            "promoted" => (100, 0, "promote"),
+            RolloutStatus::Promoted => (100, 0, "promote"),
             _ => (0, 100, "rollback"),
         };
         self.pools.set_weight(&run.canary, canary_w);
         self.pools.set_weight(&run.stable, stable_w);
-        self.metrics.rollout_step.set(&[&run.canary.name], 0.0);
+        self.metrics.rollout_step.set(&PoolIds { pool: &run.canary.name }, 0.0);
         run.doc.status = status;
         run.doc.weight = canary_w;
         run.doc.reason = Some(reason.clone());
@@ -423,9 +376,9 @@ impl Rollouts {
             return Err(ApiError::conflict("no_rollout", "no rollout is running"));
         }
         let (status, default_reason) = if promote {
-            ("promoted", "promoted on command")
+            (RolloutStatus::Promoted, "promoted on command")
         } else {
-            ("rolled_back", "rolled back on command")
+            (RolloutStatus::RolledBack, "rolled back on command")
         };
         self.finish(&mut inner, status, reason.unwrap_or_else(|| default_reason.to_string()));
         inner.history.front().cloned().ok_or_else(|| ApiError::conflict("no_rollout", "gone"))
@@ -442,15 +395,15 @@ impl Rollouts {
         let full = now >= run.deadline;
         let analysis = judge(&run.canary_w.stats(), &run.stable_w.stats(), &run.params, full);
         match analysis.verdict {
-            "fail" => {
+            Verdict::Fail => {
                 let reason = analysis.reasons.join("; ");
                 run.doc.last_analysis = Some(analysis);
-                self.finish(&mut inner, "rolled_back", reason);
+                self.finish(&mut inner, RolloutStatus::RolledBack, reason);
                 false
             }
-            "not_enough_samples" => {
+            Verdict::NotEnoughSamples => {
                 run.doc.extensions += 1;
-                run.deadline = now + Duration::from_secs(run.params.step_secs);
+                run.deadline = now + run.params.step;
                 run.doc.last_analysis = Some(analysis);
                 true
             }
@@ -458,7 +411,7 @@ impl Rollouts {
                 run.doc.last_analysis = Some(analysis);
                 let next = run.doc.step_index + 1;
                 if next >= run.doc.steps.len() {
-                    self.finish(&mut inner, "promoted", "every step passed".into());
+                    self.finish(&mut inner, RolloutStatus::Promoted, "every step passed".into());
                     return false;
                 }
                 self.enter_step(&mut inner, next);
@@ -484,19 +437,5 @@ impl Rollouts {
 }
 
 fn unreachable_doc(id: u64) -> RolloutDoc {
-    RolloutDoc {
-        id,
-        canary: String::new(),
-        stable: String::new(),
-        steps: Vec::new(),
-        step_index: 0,
-        weight: 0,
-        status: "unknown",
-        reason: None,
-        step_secs: 0,
-        extensions: 0,
-        started_at: String::new(),
-        finished_at: None,
-        last_analysis: None,
-    }
+    RolloutDoc { id, ..RolloutDoc::default() }
 }

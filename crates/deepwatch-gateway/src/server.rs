@@ -1,12 +1,11 @@
 //! Listeners and background tasks: binds the proxy and admin listeners, serves each connection
 //! with hyper (HTTP/1.1 and h2c, a header-read timeout that also closes idle keep-alive
-//! connections), and runs one health task per pool (active probes, cooldowns, gauges).
+//! connections), and starts one health task per pool (`health::probe`).
 
+use crate::proxy::relay::ClientAddr;
 use crate::state::{BuildError, Shared};
-use bytes::Bytes;
 use deepwatch_core::clock::SharedClock;
 use deepwatch_core::config::gateway::GatewayConfig;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -17,6 +16,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
+
+/// hyper's own header-count limit, above the proxy's (`proxy::MAX_HEADERS`).
+const HYPER_MAX_HEADERS: usize = 1024;
 
 /// A running gateway.
 pub struct Gateway {
@@ -44,7 +46,7 @@ impl Gateway {
         }
         let shared = Shared::build(cfg, clock)?;
         let (tx, rx) = watch::channel(false);
-        let header_timeout = Duration::from_millis(shared.cfg.client_header_timeout_ms);
+        let header_timeout = shared.cfg.client_header_timeout;
         let mut threads = Vec::new();
         let mut addr = shared.cfg.listen.clone();
         let mut proxy_addr = None;
@@ -83,7 +85,7 @@ impl Gateway {
             rx.clone(),
         ))];
         for pool in shared.pools.all() {
-            tasks.push(tokio::spawn(health_loop(shared.clone(), pool.clone(), rx.clone())));
+            tasks.push(tokio::spawn(shared.prober.clone().run(pool.clone(), rx.clone())));
         }
         let proxy_addr = proxy_addr.unwrap_or(admin_addr);
         tracing::info!(%proxy_addr, %admin_addr, workers, pools = shared.pools.all().len(), "gateway listening");
@@ -104,7 +106,7 @@ impl Gateway {
         let proxy_addr = addr_of(&proxy_listener, "proxy listener")?;
         let admin_addr = addr_of(&admin_listener, "admin listener")?;
         let (tx, rx) = watch::channel(false);
-        let header_timeout = Duration::from_millis(shared.cfg.client_header_timeout_ms);
+        let header_timeout = shared.cfg.client_header_timeout;
         let mut tasks = vec![
             tokio::spawn(serve(
                 proxy_listener,
@@ -120,7 +122,7 @@ impl Gateway {
             )),
         ];
         for pool in shared.pools.all() {
-            tasks.push(tokio::spawn(health_loop(shared.clone(), pool.clone(), rx.clone())));
+            tasks.push(tokio::spawn(shared.prober.clone().run(pool.clone(), rx.clone())));
         }
         tracing::info!(%proxy_addr, %admin_addr, pools = shared.pools.all().len(), "gateway listening");
         Ok(Gateway { shared, proxy_addr, admin_addr, shutdown: tx, tasks, threads: Vec::new() })
@@ -136,6 +138,14 @@ impl Gateway {
 
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+
+    /// Reopens the request log (SIGHUP: logrotate's `postrotate`), whether or not the
+    /// config reload that follows succeeds.
+    pub fn reopen_logs(&self) {
+        if let Some(log) = &self.shared.reqlog {
+            log.reopen();
+        }
     }
 
     /// Applies a changed config to the running gateway (see `reload`).
@@ -227,13 +237,20 @@ async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
+    // hyper answers too many headers with an empty 431; let them through to the proxy, which
+    // answers in OpenAI's shape (`proxy::oversized_headers`).
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .max_headers(HYPER_MAX_HEADERS);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => return,
         };
-        let (stream, _) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(s) => s,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -246,63 +263,13 @@ async fn serve(
         let app = app.clone();
         let builder = builder.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+            let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+                req.extensions_mut().insert(ClientAddr(peer));
                 app.clone().oneshot(req)
             });
             if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
-    }
-}
-
-/// Probes every upstream of a pool on its interval, applies cooldowns and refreshes gauges.
-async fn health_loop(
-    shared: Arc<Shared>,
-    pool: Arc<crate::pools::Pool>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let cfg = pool.health_cfg.clone();
-    let probes = !cfg.probe_path.is_empty();
-    let interval = Duration::from_millis(cfg.probe_interval_ms.max(10));
-    let timeout = Duration::from_millis(cfg.probe_timeout_ms.max(1));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = stop.changed() => return,
-        }
-        let upstreams = pool.upstreams();
-        let checks = upstreams.iter().map(|u| {
-            let shared = shared.clone();
-            let cfg = &cfg;
-            async move {
-                let change = if probes {
-                    let pass =
-                        probe(&shared, &format!("{}{}", u.url, cfg.probe_path), timeout).await;
-                    u.health.probe(pass, shared.clock.now())
-                } else {
-                    u.health.tick(false, shared.clock.now())
-                };
-                shared.pools.on_change(u, change);
-            }
-        });
-        futures_util::future::join_all(checks).await;
-        shared.pools.export_ratios();
-        shared.pools.refresh();
-    }
-}
-
-async fn probe(shared: &Shared, url: &str, timeout: Duration) -> bool {
-    let Ok(req) = http::Request::get(url).body(Full::new(Bytes::new())) else { return false };
-    match tokio::time::timeout(timeout, shared.client.request(req)).await {
-        Ok(Ok(resp)) => {
-            let ok = resp.status().is_success();
-            // Drain so the connection goes back to the pool.
-            let _ =
-                tokio::time::timeout(timeout, http_body_util::BodyExt::collect(resp.into_body()))
-                    .await;
-            ok
-        }
-        _ => false,
     }
 }

@@ -5,7 +5,9 @@
 //! unfinished event wait for the rest of it; nothing else is held back.
 
 use bytes::{Bytes, BytesMut};
-use serde::Deserialize;
+use deepwatch_core::api::openai::ResponseBody;
+/// `usage` as OpenAI and vLLM send it (the shared wire type).
+pub use deepwatch_core::api::openai::Usage as WireUsage;
 use std::borrow::Cow;
 
 /// Token counts from an upstream's `usage` object.
@@ -14,6 +16,8 @@ pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub reasoning_tokens: u64,
+    /// Of `prompt_tokens`, those served from the engine's prefix cache.
+    pub cached_prompt_tokens: u64,
 }
 
 /// Which field of a choice a piece of generated text came from.
@@ -140,71 +144,13 @@ fn data_of(raw: &[u8]) -> Option<Cow<'_, [u8]>> {
     data
 }
 
-#[derive(Deserialize)]
-struct WireChunk<'a> {
-    #[serde(default, borrow)]
-    choices: Option<Vec<WireChoice<'a>>>,
-    #[serde(default)]
-    usage: Option<WireUsage>,
-    #[serde(default)]
-    error: Option<serde_json::Value>,
-    #[serde(default, borrow)]
-    object: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    message: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct WireChoice<'a> {
-    #[serde(default)]
-    index: u32,
-    #[serde(default, borrow)]
-    delta: Option<WireDelta<'a>>,
-    #[serde(default, borrow)]
-    text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct WireDelta<'a> {
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    reasoning: Option<Cow<'a, str>>,
-    #[serde(default)]
-    tool_calls: Option<serde::de::IgnoredAny>,
-}
-
-/// `usage` as OpenAI and vLLM send it.
-#[derive(Deserialize, Default)]
-pub struct WireUsage {
-    #[serde(default)]
-    pub prompt_tokens: u64,
-    #[serde(default)]
-    pub completion_tokens: u64,
-    #[serde(default)]
-    pub completion_tokens_details: Option<WireUsageDetails>,
-}
-
-#[derive(Deserialize, Default)]
-pub struct WireUsageDetails {
-    #[serde(default)]
-    pub reasoning_tokens: Option<u64>,
-}
-
 impl From<&WireUsage> for Usage {
     fn from(u: &WireUsage) -> Self {
         Usage {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
-            reasoning_tokens: u
-                .completion_tokens_details
-                .as_ref()
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
+            reasoning_tokens: u.reasoning_tokens(),
+            cached_prompt_tokens: u.cached_prompt_tokens(),
         }
     }
 }
@@ -227,7 +173,7 @@ fn classify(raw: &[u8], want_text: bool) -> EventKind {
     if let Some(info) = fast_chunk(data, want_text) {
         return EventKind::Chunk(info);
     }
-    let Ok(chunk) = serde_json::from_slice::<WireChunk<'_>>(data) else {
+    let Ok(chunk) = serde_json::from_slice::<ResponseBody<'_>>(data) else {
         return EventKind::Garbage;
     };
     if let Some(err) = &chunk.error {
@@ -390,7 +336,12 @@ mod tests {
         assert!(usage.usage_only);
         assert_eq!(
             usage.usage,
-            Some(Usage { prompt_tokens: 7, completion_tokens: 12, reasoning_tokens: 4 })
+            Some(Usage {
+                prompt_tokens: 7,
+                completion_tokens: 12,
+                reasoning_tokens: 4,
+                cached_prompt_tokens: 0
+            })
         );
         assert_eq!(ev[3].kind, EventKind::Done);
         let crlf = scan(&["data: [DONE]\r\n\r\n: ping\r\n\r\n"], false);
@@ -436,7 +387,7 @@ mod tests {
             let raw = c.as_bytes();
             let data = data_of(raw).unwrap();
             let full = {
-                let Ok(chunk) = serde_json::from_slice::<WireChunk<'_>>(&data) else {
+                let Ok(chunk) = serde_json::from_slice::<ResponseBody<'_>>(&data) else {
                     panic!("{c}")
                 };
                 chunk.choices.map(|ch| ch.len())
@@ -469,7 +420,7 @@ mod tests {
     /// The full parse, with text.
     fn classify_with_text(raw: &[u8]) -> EventKind {
         let data = data_of(raw).unwrap();
-        let chunk: WireChunk<'_> = serde_json::from_slice(&data).unwrap();
+        let chunk: ResponseBody<'_> = serde_json::from_slice(&data).unwrap();
         let _ = chunk;
         // Force the slow path by parsing a copy with a space the fast path refuses.
         let spaced = String::from_utf8(data.to_vec()).unwrap().replacen("{", "{ ", 1);

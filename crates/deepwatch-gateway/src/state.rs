@@ -5,14 +5,16 @@
 use crate::degrade::Degrade;
 use crate::events::EventLog;
 use crate::faults::Faults;
+use crate::health::probe::Prober;
+use crate::metrics::labels::LimitKindIds;
 use crate::metrics::{GatewayMetrics, LabelBounds};
 use crate::pools::Pools;
-use crate::proxy::client::{self, HttpClient};
 use crate::reqlog::RequestLog;
 use crate::rollout::Rollouts;
 use crate::scanner::Scanner;
 use deepwatch_core::clock::SharedClock;
-use deepwatch_core::config::gateway::GatewayConfig;
+use deepwatch_core::config::gateway::{first_token_deadline, GatewayConfig, PoolConfig};
+use deepwatch_core::config::rules::Thresholds;
 use deepwatch_core::config::{Path, Problems};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,6 +25,8 @@ use std::time::Duration;
 pub enum BuildError {
     #[error("invalid gateway config:\n{0}")]
     Invalid(Problems),
+    #[error("{field}: {reason}")]
+    Key { field: String, reason: String },
     #[error("gateway.pools: at least one pool with an upstream is needed")]
     NoPools,
     #[error("cannot open {what} {path}: {source}")]
@@ -45,13 +49,61 @@ pub struct Shared {
     pub degrade: Degrade,
     pub events: Arc<EventLog>,
     pub reqlog: Option<RequestLog>,
-    /// Client of the admin runtime (probes); proxy workers use their thread's own.
-    pub client: HttpClient,
+    /// Active health probes (one task per pool, started by the server).
+    pub prober: Arc<Prober>,
     pub connect_timeout: Duration,
     pub clock: SharedClock,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
     pub keepalive: Option<Duration>,
+    /// Idle upstream connections are not reused after this long.
+    pub upstream_keepalive: Duration,
+}
+
+/// The pools with their first-token deadline resolved (pool, else gateway, else derived from
+/// the default TTFT critical threshold).
+pub fn resolved_pools(cfg: &GatewayConfig) -> Result<Vec<PoolConfig>, BuildError> {
+    let derived = first_token_deadline(Thresholds::default().ttft.critical);
+    let mut out = Vec::new();
+    for (i, p) in cfg.pools.iter().enumerate() {
+        out.push(PoolConfig {
+            first_token_timeout: Some(cfg.first_token_timeout(p, derived)),
+            api_key: pool_key(p, i)?,
+            ..p.clone()
+        });
+    }
+    Ok(out)
+}
+
+/// The pool's upstream key from `api_key`, `api_key_env` or `api_key_file`. Errors name the
+/// field and the variable or file, never the key.
+fn pool_key(p: &PoolConfig, i: usize) -> Result<String, BuildError> {
+    let field = |name: &str| format!("gateway.pools[{i}].{name}");
+    let key = if !p.api_key_env.is_empty() {
+        std::env::var(&p.api_key_env).map_err(|_| BuildError::Key {
+            field: field("api_key_env"),
+            reason: format!("environment variable {} is not set", p.api_key_env),
+        })?
+    } else if !p.api_key_file.is_empty() {
+        std::fs::read_to_string(&p.api_key_file)
+            .map_err(|e| BuildError::Key {
+                field: field("api_key_file"),
+                reason: format!("cannot read {}: {e}", p.api_key_file),
+            })?
+            .trim_end()
+            .to_string()
+    } else {
+        return Ok(p.api_key.clone());
+    };
+    let sendable = !key.is_empty() && http::HeaderValue::from_str(&format!("Bearer {key}")).is_ok();
+    if !sendable || key.contains(char::is_whitespace) {
+        let name = if p.api_key_env.is_empty() { "api_key_file" } else { "api_key_env" };
+        return Err(BuildError::Key {
+            field: field(name),
+            reason: "the key is empty or cannot be sent as a bearer token".into(),
+        });
+    }
+    Ok(key)
 }
 
 impl Shared {
@@ -67,6 +119,14 @@ impl Shared {
             return Err(BuildError::NoPools);
         }
         let metrics = GatewayMetrics::new();
+        let files = crate::limits::raise_open_files();
+        for (kind, limit) in [("soft", files.soft), ("hard", files.hard)] {
+            // Unlimited shows as +Inf.
+            let value = limit.map_or(f64::INFINITY, |n| n as f64);
+            metrics.open_files_limit.set(&LimitKindIds { kind }, value);
+        }
+        metrics.set_prices(cfg.prices.clone());
+        metrics.set_budgets(&cfg.daily_budgets);
         let events = Arc::new(
             EventLog::new(&cfg.events_path, metrics.clone(), clock.clone()).map_err(|source| {
                 BuildError::File { what: "event log", path: cfg.events_path.clone(), source }
@@ -78,16 +138,24 @@ impl Shared {
             cfg.tenants.iter().cloned().collect()
         };
         let mut tenants = tenants;
-        tenants.insert(crate::proxy::ANONYMOUS.to_string());
-        let pools =
-            Arc::new(Pools::new(&cfg.pools, metrics.clone(), events.clone(), clock.clone()));
+        tenants.insert(crate::metrics::ANONYMOUS.to_string());
+        let pools = Arc::new(Pools::new(
+            &resolved_pools(&cfg)?,
+            metrics.clone(),
+            events.clone(),
+            clock.clone(),
+        ));
         let reqlog = if cfg.request_log.path.is_empty() {
             None
         } else {
-            Some(RequestLog::open(&cfg.request_log.path).map_err(|source| BuildError::File {
-                what: "request log",
-                path: cfg.request_log.path.clone(),
-                source,
+            let lines = &metrics.request_log_lines;
+            let counters = crate::reqlog::LineCounters {
+                written: lines.with(&["written"]),
+                dropped: lines.with(&["dropped"]),
+                failed: lines.with(&["failed"]),
+            };
+            Some(RequestLog::open(&cfg.request_log.path, counters).map_err(|source| {
+                BuildError::File { what: "request log", path: cfg.request_log.path.clone(), source }
             })?)
         };
         crate::util::seed(clock.unix_millis() as u64 ^ u64::from(std::process::id()));
@@ -105,12 +173,16 @@ impl Shared {
             scanner: Scanner::new(&cfg.scanner),
             faults: Faults::new(cfg.faults.enabled, cfg.faults.rules.clone()),
             degrade: Degrade::new(metrics.clone()),
-            client: client::build(Duration::from_millis(cfg.upstream_connect_timeout_ms)),
-            connect_timeout: Duration::from_millis(cfg.upstream_connect_timeout_ms),
-            header_timeout: Duration::from_millis(cfg.upstream_header_timeout_ms),
-            idle_timeout: Duration::from_millis(cfg.upstream_idle_timeout_ms),
-            keepalive: (cfg.keepalive_interval_ms > 0)
-                .then(|| Duration::from_millis(cfg.keepalive_interval_ms)),
+            prober: Arc::new(Prober::new(
+                cfg.upstream_connect_timeout,
+                pools.clone(),
+                clock.clone(),
+            )),
+            connect_timeout: cfg.upstream_connect_timeout,
+            header_timeout: cfg.upstream_header_timeout,
+            idle_timeout: cfg.upstream_idle_timeout,
+            upstream_keepalive: cfg.upstream_keepalive,
+            keepalive: (!cfg.keepalive_interval.is_zero()).then_some(cfg.keepalive_interval),
             pools,
             events,
             reqlog,

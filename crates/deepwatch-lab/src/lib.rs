@@ -6,6 +6,7 @@
 
 pub mod chaos;
 pub mod demo;
+pub mod gameday;
 pub mod load;
 pub mod rng;
 pub mod sim;

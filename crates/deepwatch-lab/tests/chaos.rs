@@ -2,11 +2,10 @@
 //! fault client against a stand-in speaking the documented gateway admin contract, and the named
 //! scenarios with load running through them.
 
-mod common;
-
-use common::*;
+use crate::support::*;
+use deepwatch_core::api::admin::FaultRule;
 use deepwatch_lab::chaos::scenario::{Scenario, ScenarioRun};
-use deepwatch_lab::chaos::{GatewayAdmin, GatewayFault, SimAdmin};
+use deepwatch_lab::chaos::{GatewayFaults, SimAdmin};
 use deepwatch_lab::load::{Dist, LoadOptions, Mode, Profile};
 use serde_json::{json, Map, Value};
 use std::future::pending;
@@ -136,32 +135,27 @@ async fn fake_gateway() -> (String, tokio::task::JoinHandle<()>) {
 #[tokio::test]
 async fn gateway_faults_merge_by_endpoint_hold_and_clear() {
     let (url, _server) = fake_gateway().await;
-    let gw = GatewayAdmin::new(&url, "gw-token").unwrap();
-    let chat = GatewayFault {
+    let gw = GatewayFaults::new(&url, "gw-token").unwrap();
+    let chat = FaultRule {
         endpoint: "/v1/chat/completions".into(),
-        latency_ms: Some(200),
-        error_rate: Some(0.1),
-        error_status: Some(503),
+        latency: std::time::Duration::from_millis(200),
+        error_rate: 0.1,
+        error_status: 503,
         stream_cut_after_chunks: Some(5),
     };
     gw.inject(chat.clone(), None, pending()).await.unwrap();
-    let completions = GatewayFault {
-        endpoint: "/v1/completions".into(),
-        latency_ms: None,
-        error_rate: Some(1.0),
-        error_status: None,
-        stream_cut_after_chunks: None,
-    };
+    let completions =
+        FaultRule { endpoint: "/v1/completions".into(), error_rate: 1.0, ..FaultRule::default() };
     let after =
         gw.inject(completions.clone(), Some(Duration::from_millis(150)), pending()).await.unwrap();
     assert_eq!(after.rules, vec![chat.clone()], "the held rule is removed, the other kept");
-    let replaced = GatewayFault { latency_ms: Some(50), ..chat.clone() };
+    let replaced = FaultRule { latency: std::time::Duration::from_millis(50), ..chat.clone() };
     let now = gw.inject(replaced.clone(), None, pending()).await.unwrap();
     assert_eq!(now.rules, vec![replaced], "one rule per endpoint");
     let cleared = gw.clear().await.unwrap();
     assert!(cleared.rules.is_empty());
     assert!(gw.faults().await.unwrap().rules.is_empty());
-    let denied = GatewayAdmin::new(&url, "bad").unwrap().faults().await.unwrap_err();
+    let denied = GatewayFaults::new(&url, "bad").unwrap().faults().await.unwrap_err();
     assert!(denied.to_string().contains("401"), "{denied}");
 }
 

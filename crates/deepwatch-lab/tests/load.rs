@@ -1,9 +1,7 @@
 //! The load generator against a real simulator on loopback: counts, bounds, percentiles,
 //! tokens from `usage`, goodput against SLOs, errors by class and the JSON document.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use deepwatch_lab::load::{self, Dist, Endpoint, LoadOptions, Mode, Profile, Silent, Slo};
 use serde_json::json;
 use std::sync::Arc;
@@ -30,8 +28,8 @@ async fn run(options: LoadOptions) -> load::Report {
 #[tokio::test]
 async fn measures_every_request_with_sane_percentiles_and_usage_tokens() {
     let sim = start_sim(|c| {
-        c.ttft_base_ms = 20;
-        c.tpot_base_ms = 3;
+        c.ttft_base = std::time::Duration::from_millis(20);
+        c.tpot_base = std::time::Duration::from_millis(3);
     })
     .await;
     let report = run(options(&sim)).await;
@@ -67,7 +65,7 @@ async fn measures_every_request_with_sane_percentiles_and_usage_tokens() {
 async fn goodput_counts_requests_meeting_every_slo() {
     // TTFT = 10 ms + 1 ms per prompt token: prompts of 4..=200 tokens straddle a 100 ms SLO.
     let sim = start_sim(|c| {
-        c.ttft_base_ms = 10;
+        c.ttft_base = std::time::Duration::from_millis(10);
         c.prefill_us_per_token = 1000;
     })
     .await;
@@ -118,7 +116,7 @@ async fn count_and_duration_bounds_hold() {
 
 #[tokio::test]
 async fn closed_loop_keeps_concurrency_requests_in_flight() {
-    let sim = start_sim(|c| c.tpot_base_ms = 5).await;
+    let sim = start_sim(|c| c.tpot_base = std::time::Duration::from_millis(5)).await;
     let mut o = options(&sim);
     o.mode = Mode::Closed { concurrency: 4 };
     o.max_requests = 1000;

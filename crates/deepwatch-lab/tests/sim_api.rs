@@ -1,9 +1,7 @@
 //! The simulator's OpenAI API, checked field by field against the wire format the `openai`
 //! SDK and vLLM use, and its `/metrics` against vLLM's names, labels and bucket layouts.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use deepwatch_core::engines::vllm;
 use deepwatch_core::promtext::{self, Dialect};
 use pretty_assertions::assert_eq;
@@ -60,6 +58,7 @@ async fn chat_stream_has_role_reasoning_content_finish_usage_and_done() {
     assert_eq!(
         usage_chunk["usage"],
         json!({"prompt_tokens": 6, "completion_tokens": 6, "total_tokens": 12,
+               "prompt_tokens_details": {"cached_tokens": 0},
                "completion_tokens_details": {"reasoning_tokens": 3}})
     );
 }
@@ -105,6 +104,7 @@ async fn chat_non_streaming_body_is_a_chat_completion() {
     assert_eq!(
         body["usage"],
         json!({"prompt_tokens": 11, "completion_tokens": 10, "total_tokens": 21,
+               "prompt_tokens_details": {"cached_tokens": 0},
                "completion_tokens_details": {"reasoning_tokens": 5}})
     );
 }
@@ -258,6 +258,9 @@ async fn metrics_use_vllm_names_labels_and_buckets() {
         (vllm::REQUEST_QUEUE_TIME_SECONDS, MetricType::Histogram),
         (vllm::REQUEST_PROMPT_TOKENS, MetricType::Histogram),
         (vllm::REQUEST_GENERATION_TOKENS, MetricType::Histogram),
+        (vllm::NUM_REQUESTS_WAITING_BY_REASON, MetricType::Gauge),
+        (vllm::PREFIX_CACHE_QUERIES_TOTAL, MetricType::Counter),
+        (vllm::PREFIX_CACHE_HITS_TOTAL, MetricType::Counter),
         ("process_resident_memory_bytes", MetricType::Gauge),
     ] {
         let family = promtext::find(&families, name).unwrap_or_else(|| panic!("{name} missing"));
@@ -296,6 +299,15 @@ async fn metrics_use_vllm_names_labels_and_buckets() {
         sample(&text, vllm::GENERATION_TOKENS_TOTAL, &labels),
         Some((3 + 4 + 5 + 6 + 7) as f64)
     );
+    // Prefix cache in 16-token (64-character) blocks: prompts of 80 and 120 "x" find the
+    // 64-character block the 80-character prompt computed; the 160-character prompt's second
+    // block is new. Queries count every prompt token.
+    assert_eq!(sample(&text, vllm::PREFIX_CACHE_QUERIES_TOTAL, &labels), Some(prompt_sum as f64));
+    assert_eq!(sample(&text, vllm::PREFIX_CACHE_HITS_TOTAL, &labels), Some(32.0));
+    let waiting = |reason| {
+        sample(&text, vllm::NUM_REQUESTS_WAITING_BY_REASON, &[("reason", reason), labels[0]])
+    };
+    assert_eq!((waiting("capacity"), waiting("deferred")), (Some(0.0), Some(0.0)));
     let ttft_count = format!("{}_count", vllm::TIME_TO_FIRST_TOKEN_SECONDS);
     assert_eq!(sample(&text, &ttft_count, &labels), Some(5.0));
     let gen_count = format!("{}_count", vllm::REQUEST_GENERATION_TOKENS);

@@ -11,9 +11,9 @@ use tokio::time::Instant;
 
 fn config(tweak: impl FnOnce(&mut SimConfig)) -> SimConfig {
     let mut c = SimConfig {
-        ttft_base_ms: 10,
+        ttft_base: std::time::Duration::from_millis(10),
         prefill_us_per_token: 1000,
-        tpot_base_ms: 10,
+        tpot_base: std::time::Duration::from_millis(10),
         tpot_us_per_running_seq: 0,
         jitter_ratio: 0.0,
         ..SimConfig::default()
@@ -25,10 +25,12 @@ fn config(tweak: impl FnOnce(&mut SimConfig)) -> SimConfig {
 fn plan(prompt: u64, completion: u64) -> Plan {
     Plan {
         prompt_tokens: prompt,
+        prefix_blocks: Vec::new(),
         completion_tokens: completion,
         reasoning_tokens: 0,
         finish: FinishReason::Length,
         seed: 1,
+        wrong_answers: false,
     }
 }
 

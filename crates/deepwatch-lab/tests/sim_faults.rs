@@ -1,9 +1,7 @@
 //! Every fault knob of the admin API, exercised over HTTP against a running simulator and read
 //! back through `GET /admin/faults`.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use deepwatch_core::engines::vllm;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -49,8 +47,33 @@ async fn admin_requires_the_token_and_names_unknown_fields() {
         faults,
         json!({"ttft_added_ms": 0, "per_token_added_ms": 0, "error_rate": 0.0, "error_status": 500,
                "cut_after_tokens": null, "hang_before_first_token": false,
-               "leak_mb_per_min": 0.0, "down": false})
+               "leak_mb_per_min": 0.0, "down": false, "wrong_answers": false})
     );
+}
+
+#[tokio::test]
+async fn wrong_answers_come_back_fast_and_well_formed_but_without_a_word() {
+    let sim = start_sim(|_| {}).await;
+    let body = json!({"model": "sim-model", "messages": [{"role": "user", "content": "2+2?"}],
+                      "max_tokens": 6});
+    let right: Value = chat(&sim, body.clone()).await.json().await.unwrap();
+    let right = right["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    assert!(right.chars().any(char::is_alphanumeric), "{right:?}");
+    assert_eq!(put_faults(&sim, json!({"wrong_answers": true})).await.status(), 200);
+    let wrong: Value = chat(&sim, body.clone()).await.json().await.unwrap();
+    let text = wrong["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(text, " ??".repeat(6), "{wrong}");
+    assert_eq!(wrong["usage"]["completion_tokens"], 6);
+    let streamed = chat(&sim, stream_body(3)).await.text().await.unwrap();
+    assert!(streamed.contains("\" ??\"") && streamed.contains("[DONE]"), "{streamed}");
+    client()
+        .post(format!("{}/admin/reset", sim.admin_url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let healed: Value = chat(&sim, body).await.json().await.unwrap();
+    assert_eq!(healed["choices"][0]["message"]["content"].as_str().unwrap(), right);
 }
 
 #[tokio::test]
@@ -216,7 +239,7 @@ async fn down_refuses_connections_while_admin_answers_and_reset_brings_it_back()
 
 #[tokio::test]
 async fn down_cuts_open_keep_alive_connections() {
-    let sim = start_sim(|c| c.tpot_base_ms = 50).await;
+    let sim = start_sim(|c| c.tpot_base = std::time::Duration::from_millis(50)).await;
     let c = client();
     let mut resp = c
         .post(format!("{}/v1/chat/completions", sim.url()))

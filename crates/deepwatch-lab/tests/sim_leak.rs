@@ -2,9 +2,7 @@
 //! `process_resident_memory_bytes` grows, `/admin/status` reports it, and reset gives it back.
 //! (Its own test binary, so no other test's allocations blur the resident-memory readings.)
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 

@@ -2,9 +2,7 @@
 //! stall query stall detectors use (requests running while the `iteration_tokens_total`
 //! heartbeat stands still) fires only while the simulator hangs.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use deepwatch_testkit::Prometheus;
 use serde_json::json;
 use std::time::Duration;
@@ -26,7 +24,7 @@ fn keep_busy(sim: &deepwatch_lab::sim::SimHandle) -> tokio::task::JoinHandle<()>
 
 #[tokio::test]
 async fn prometheus_sees_vllm_series_and_the_stall_query_fires_only_while_hung() {
-    let sim = start_sim(|c| c.tpot_base_ms = 10).await;
+    let sim = start_sim(|c| c.tpot_base = std::time::Duration::from_millis(10)).await;
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: ['{}']\n",
         sim.addr

@@ -1,14 +1,21 @@
 //! `alertmanager/alertmanager.yml` (Alertmanager 0.25): routing by severity (critical -> phone
-//! webhook and the analyzer's webhook, warning -> WeCom, info -> e-mail; warnings the analyzer
-//! remediates by default -> its webhook too), grouping, inhibition
+//! webhook and the analyzer's webhook after a 1 s `group_wait`, warning -> WeCom, info -> e-mail;
+//! warnings the analyzer remediates by default -> its webhook too), grouping, inhibition
 //! (critical mutes warning/info of the same alertname and instance; a node down mutes its GPU
 //! alerts), maintenance windows as `time_intervals`; plus `amtool config routes test` cases
 //! for every severity, written as a script and run by the test suite.
 
-use crate::alerts::names;
+use crate::ids::names;
 use crate::promql::dur;
 use crate::yaml::Y;
 use crate::{ymap, yseq, Ctx};
+use deepwatch_core::config::remediation::{MatchOp, Matcher, RemediationConfig};
+use deepwatch_core::config::rules::{Receivers, WebhookAuthorization};
+
+/// `group_wait` of the critical routes: long enough for the alerts of one rule evaluation
+/// (sent in one batch) to go out in one notification, short enough that a page leaves within
+/// 20 s of the fault (the rest of the budget is the seed's three 5 s samples).
+pub const CRITICAL_GROUP_WAIT_SECS: u64 = 1;
 
 pub const PHONE: &str = "phone-sms";
 pub const ANALYZER: &str = "analyzer-webhook";
@@ -22,9 +29,20 @@ pub struct RouteCase {
     pub receivers: Vec<&'static str>,
 }
 
-/// Alerts below critical that a default `[remediation]` policy acts on: routed to the
-/// analyzer's webhook as well as to their severity's receiver.
-pub const REMEDIABLE: &[&str] = &[crate::trend::PERFORMANCE_DROP, names::CANARY_FAILING];
+/// Alert names a default `[remediation]` policy acts on: below critical they are routed to
+/// the analyzer's webhook as well as to their severity's receiver (critical alerts reach it
+/// anyway). Taken from the defaults, so a new default policy is routed without a second list.
+pub fn remediable() -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for policy in RemediationConfig::default().policies {
+        for m in policy.matchers.iter().filter_map(|m| Matcher::parse(m).ok()) {
+            if m.name == "alertname" && m.op == MatchOp::Equal && !out.contains(&m.value) {
+                out.push(m.value);
+            }
+        }
+    }
+    out
+}
 
 pub fn route_cases() -> Vec<RouteCase> {
     vec![
@@ -62,7 +80,7 @@ pub fn route_cases() -> Vec<RouteCase> {
         },
         RouteCase {
             labels: vec![
-                ("alertname", crate::trend::PERFORMANCE_DROP),
+                ("alertname", names::PERFORMANCE_DROP),
                 ("severity", "warning"),
                 ("priority", "P2"),
             ],
@@ -100,6 +118,25 @@ fn time_intervals(ctx: &Ctx<'_>) -> Y {
     )
 }
 
+/// The analyzer's webhook config: no `max_alerts` cut, resolved alerts included, and the
+/// bearer token the daemon demands (`remediation.webhook_token`) when one is set; without it
+/// every call would be refused with 401 and self-healing would stop silently.
+fn analyzer_webhook(r: &Receivers) -> Y {
+    let mut hook =
+        ymap! { "url" => &r.analyzer_webhook_url, "send_resolved" => true, "max_alerts" => 0 };
+    let authorization = match &r.analyzer_authorization {
+        None => return hook,
+        Some(WebhookAuthorization::Credentials(token)) => {
+            ymap! { "type" => "Bearer", "credentials" => token }
+        }
+        Some(WebhookAuthorization::CredentialsFile(path)) => {
+            ymap! { "type" => "Bearer", "credentials_file" => path }
+        }
+    };
+    hook.push("http_config", ymap! { "authorization" => authorization });
+    hook
+}
+
 pub fn config(ctx: &Ctx<'_>) -> String {
     let r = &ctx.cfg.receivers;
     let mute: Vec<String> = ctx.cfg.maintenance.iter().map(|m| m.name.clone()).collect();
@@ -119,21 +156,22 @@ pub fn config(ctx: &Ctx<'_>) -> String {
             ymap! {
                 "receiver" => PHONE,
                 "matchers" => matchers(&["severity=\"critical\""]),
-                "group_wait" => dur(ctx.scaled(10)),
+                "group_wait" => dur(ctx.scaled(CRITICAL_GROUP_WAIT_SECS)),
+                "group_interval" => dur(ctx.scaled(60)),
                 "repeat_interval" => dur(ctx.scaled(3600)),
                 "continue" => true,
             },
             ymap! {
                 "receiver" => ANALYZER,
                 "matchers" => matchers(&["severity=\"critical\""]),
-                "group_wait" => dur(ctx.scaled(10)),
+                "group_wait" => dur(ctx.scaled(CRITICAL_GROUP_WAIT_SECS)),
                 "group_interval" => dur(ctx.scaled(60)),
             },
             // Warnings with a default remediation policy also reach the analyzer (and go on
             // to WeCom); muted in maintenance windows like the rest of the warnings.
             with_mute(ymap! {
                 "receiver" => ANALYZER,
-                "matchers" => matchers(&[&format!("alertname=~\"{}\"", REMEDIABLE.join("|"))]),
+                "matchers" => matchers(&[&format!("alertname=~\"{}\"", remediable().join("|"))]),
                 "group_wait" => dur(ctx.scaled(10)),
                 "group_interval" => dur(ctx.scaled(60)),
                 "continue" => true,
@@ -163,7 +201,7 @@ pub fn config(ctx: &Ctx<'_>) -> String {
     let e = &r.email;
     let receivers = yseq![
         ymap! { "name" => PHONE, "webhook_configs" => yseq![ymap! { "url" => &r.phone_webhook_url, "send_resolved" => true }] },
-        ymap! { "name" => ANALYZER, "webhook_configs" => yseq![ymap! { "url" => &r.analyzer_webhook_url, "send_resolved" => true, "max_alerts" => 0 }] },
+        ymap! { "name" => ANALYZER, "webhook_configs" => yseq![analyzer_webhook(r)] },
         ymap! { "name" => WECOM, "wechat_configs" => yseq![ymap! {
             "send_resolved" => true,
             "api_url" => &w.api_url,

@@ -1,45 +1,19 @@
-//! The fast alert rules: critical latency with a recovery hold, the warning/critical threshold
-//! pairs, P1 model unavailable, a failing canary (`canary`), and target absent / scrape
-//! failing / node down. Every alert
+//! The fast alert rules: the warning/critical threshold pairs (the critical latency alert with
+//! its recovery hold is in `page`), P1 model unavailable, a failing canary (`canary`), tenant
+//! budgets (`cost`), and target absent / scrape failing / node down. Every alert
 //! comes with its promtool cases (see `hysteresis`), and every expression reads recorded
 //! series or catalog metrics only.
 
-use crate::hysteresis::{hold_alert, level_pair, Watched};
+use crate::hysteresis::{level_pair, Watched};
+use crate::ids::{l, names, req_example, INCIDENTS, OVERVIEW, RESOURCES};
 use crate::model::{
-    labels, run, series_text, values, Alert, AlertCheck, Group, Labels, Rule, RuleFile, TestCase,
+    run, series_text, values, Alert, AlertCheck, Group, Labels, Rule, RuleFile, TestCase,
 };
 use crate::prometheus::jobs;
 use crate::promql::{dur, rate, sel, series, sum_by};
 use crate::recording::{Names, REQ};
 use crate::Ctx;
 use deepwatch_core::catalog::gateway;
-
-pub const OVERVIEW: &str = "deepwatch-overview";
-pub const RESOURCES: &str = "deepwatch-resources";
-pub const MODEL: &str = "deepwatch-model";
-pub const INCIDENTS: &str = "deepwatch-incidents";
-
-/// Alert names other generated files refer to (inhibition, route tests, dashboards).
-pub mod names {
-    pub const LATENCY: &str = "RequestLatencyCritical";
-    pub const NODE_DOWN: &str = "NodeDown";
-    pub const TARGET_DOWN: &str = "TargetDown";
-    pub const TARGET_ABSENT: &str = "TargetAbsent";
-    pub const MODEL_UNAVAILABLE: &str = "ModelUnavailable";
-    pub const CANARY_FAILING: &str = "CanaryFailing";
-    pub const GPU_UTILIZATION: &str = "GPUUtilizationHigh";
-    pub const GPU_MEMORY: &str = "GPUMemoryHigh";
-    /// Alerts about one node's GPUs, muted while that node is down.
-    pub const GPU_ALERTS_RE: &str = "GPU.+";
-}
-
-pub fn l(pairs: &[(&str, &str)]) -> Labels {
-    labels(pairs)
-}
-
-pub fn req_example() -> Labels {
-    l(&[("model", "deepseek-r1"), ("model_version", "v1"), ("pool", "blue")])
-}
 
 fn node_example() -> Vec<(&'static str, &'static str)> {
     vec![("job", jobs::AGENT), ("instance", "gpu-node-1:9844")]
@@ -186,23 +160,6 @@ fn threshold_alerts(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<Test
     }
 }
 
-fn latency_alert(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
-    let h = &ctx.cfg.thresholds.latency;
-    let w = Watched {
-        alertname: names::LATENCY,
-        series: Names::latency(h.quantile),
-        ids: REQ,
-        example: req_example(),
-        scale: 1.0,
-        dashboard: OVERVIEW,
-        what: "Request latency",
-        unit: "s",
-    };
-    let (alert, cases) = hold_alert(ctx, &w, h);
-    alerts.push(alert);
-    tests.extend(cases);
-}
-
 /// P1: requests arrive but none succeeds, or every upstream of a gateway is down.
 fn unavailable(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
     let window = ctx.window();
@@ -221,6 +178,7 @@ fn unavailable(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>
         summary: "P1: model {{ $labels.model }} answers no request successfully".into(),
         description: format!("Requests for {{{{ $labels.model }}}} keep arriving but none succeeded over the last {window}."),
         dashboard: OVERVIEW,
+        condition: format!("requests for a model arrive but none succeeded over {window}"),
     });
     let upstream = sel(&gateway::UPSTREAM_UP);
     alerts.push(Alert {
@@ -233,6 +191,7 @@ fn unavailable(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>
         summary: "P1: every upstream behind gateway {{ $labels.instance }} is down".into(),
         description: "No pool of gateway {{ $labels.instance }} has a healthy upstream: the model is unavailable.".into(),
         dashboard: OVERVIEW,
+        condition: "every upstream behind a gateway is out of rotation (`deepwatch_upstream_up` all 0)".into(),
     });
 
     let e = ctx.eval();
@@ -330,6 +289,7 @@ fn targets(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
         summary: "Node {{ $labels.instance }} is down (its agent cannot be scraped)".into(),
         description: format!("The deepwatch agent on {{{{ $labels.instance }}}} has failed every scrape for {}; GPU alerts of this node are muted meanwhile.", dur(for_secs)),
         dashboard: RESOURCES,
+        condition: "the agent target fails its scrapes (`up == 0`)".into(),
     });
     alerts.push(Alert {
         name: names::TARGET_DOWN.into(),
@@ -341,6 +301,7 @@ fn targets(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
         summary: "Scrape of {{ $labels.job }} target {{ $labels.instance }} failing".into(),
         description: format!("Prometheus could not scrape {{{{ $labels.instance }}}} (job {{{{ $labels.job }}}}) for {}.", dur(for_secs)),
         dashboard: INCIDENTS,
+        condition: "a target other than an agent fails its scrapes (`up == 0`)".into(),
     });
     let absent_jobs: Vec<&str> = jobs::with_targets(ctx.cfg)
         .into_iter()
@@ -368,6 +329,7 @@ fn targets(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
             summary: "No {{ $labels.job }} target is known to Prometheus".into(),
             description: format!("Prometheus has no `up` series for job {{{{ $labels.job }}}} for {}: the target is gone from the config or from service discovery.", dur(absent_for)),
             dashboard: INCIDENTS,
+            condition: "a configured job has no `up` series at all (target gone from the config or discovery)".into(),
         });
     }
     let e = ctx.eval();
@@ -435,11 +397,12 @@ fn targets(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
 pub fn file(ctx: &Ctx<'_>) -> RuleFile {
     let mut alerts = Vec::new();
     let mut tests = Vec::new();
-    latency_alert(ctx, &mut alerts, &mut tests);
     threshold_alerts(ctx, &mut alerts, &mut tests);
     unavailable(ctx, &mut alerts, &mut tests);
     alerts.extend(crate::canary::rules(ctx));
     tests.extend(crate::canary::tests(ctx));
+    alerts.extend(crate::cost::rules(ctx));
+    tests.extend(crate::cost::tests(ctx));
     targets(ctx, &mut alerts, &mut tests);
     RuleFile {
         stem: "alerts",

@@ -9,7 +9,7 @@
 //! request of three never rolls a release back. Severity warning: WeCom, and the analyzer's
 //! webhook through the route for remediable alerts.
 
-use crate::alerts::{l, names, MODEL};
+use crate::ids::{l, names, MODEL};
 use crate::model::{series_text, Alert, AlertCheck, Labels, TestCase};
 use crate::prometheus::jobs;
 use crate::promql::{dur, num, rate, sel, sum_by, Sel};
@@ -105,6 +105,7 @@ pub fn rules(ctx: &Ctx<'_>) -> Vec<Alert> {
             "During a rollout, the canary pool {{{{ $labels.pool }}}} {what} over the last {w} (at least {MIN_REQUESTS} canary requests). Roll back (POST /admin/rollouts/rollback), or let the analyzer's rollback_canary policy do it."
         ),
         dashboard: MODEL,
+        condition: format!("during a rollout, compared with the stable pools over {w} (at least {MIN_REQUESTS} canary requests), {what}"),
     }
     };
     vec![

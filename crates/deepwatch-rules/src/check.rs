@@ -1,110 +1,14 @@
-//! Checks on what the generator produces: every PromQL expression parses (promql-parser) and
-//! selects only catalog metrics and labels, series this generator records, `ALERTS` or `up`;
-//! and latency thresholds sit on real bucket edges of the histogram they are computed from.
+//! Checks on what the generator produces: every PromQL expression parses and selects only
+//! catalog metrics and labels, series this generator records, `ALERTS` or `up` (the check
+//! itself is `deepwatch_core::promql::check`, shared with the analyzer); and latency thresholds
+//! sit on real bucket edges of the histogram they are computed from.
 
 use crate::model::RuleFile;
-use deepwatch_core::catalog::{self, agent, gateway, MetricSpec};
+use deepwatch_core::catalog::{agent, gateway, MetricSpec};
 use deepwatch_core::config::rules::{RulesConfig, SloKind};
-use promql_parser::parser::{self, Expr};
 use std::collections::BTreeMap;
 
-/// Labels every scraped series has, and labels this generator adds to its own series.
-const STANDARD_LABELS: &[&str] = &["job", "instance"];
-const GENERATOR_LABELS: &[&str] = &["slo", "threshold", "priority"];
-
-/// One selector found in an expression.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Selector {
-    pub name: String,
-    pub labels: Vec<String>,
-}
-
-/// Every vector selector (plain or inside a range) in `expr`, plus the labels used in
-/// `by`/`without`/`on`/`ignoring` clauses.
-pub fn selectors(expr: &str) -> Result<(Vec<Selector>, Vec<String>), String> {
-    let ast = parser::parse(expr).map_err(|e| format!("{e} in {expr}"))?;
-    let mut sels = Vec::new();
-    let mut grouping = Vec::new();
-    walk(&ast, &mut sels, &mut grouping);
-    Ok((sels, grouping))
-}
-
-fn walk(e: &Expr, out: &mut Vec<Selector>, grouping: &mut Vec<String>) {
-    use promql_parser::parser::ast::LabelModifier;
-    let push_vs = |vs: &parser::VectorSelector, out: &mut Vec<Selector>| {
-        let labels = vs.matchers.matchers.iter().map(|m| m.name.clone()).collect();
-        out.push(Selector { name: vs.name.clone().unwrap_or_default(), labels });
-    };
-    let modifier_labels = |m: &Option<LabelModifier>, grouping: &mut Vec<String>| {
-        if let Some(m) = m {
-            grouping.extend(m.labels().labels.iter().cloned());
-        }
-    };
-    match e {
-        Expr::Aggregate(a) => {
-            modifier_labels(&a.modifier, grouping);
-            walk(&a.expr, out, grouping);
-            if let Some(p) = &a.param {
-                walk(p, out, grouping);
-            }
-        }
-        Expr::Unary(u) => walk(&u.expr, out, grouping),
-        Expr::Binary(b) => {
-            if let Some(m) = &b.modifier {
-                modifier_labels(&m.matching, grouping);
-            }
-            walk(&b.lhs, out, grouping);
-            walk(&b.rhs, out, grouping);
-        }
-        Expr::Paren(p) => walk(&p.expr, out, grouping),
-        Expr::Subquery(s) => walk(&s.expr, out, grouping),
-        Expr::VectorSelector(vs) => push_vs(vs, out),
-        Expr::MatrixSelector(ms) => push_vs(&ms.vs, out),
-        Expr::Call(c) => {
-            for a in &c.args.args {
-                walk(a, out, grouping);
-            }
-        }
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
-    }
-}
-
-/// Checks one expression against the catalog and the recorded series (name -> labels).
-pub fn check_expr(expr: &str, recorded: &BTreeMap<String, Vec<String>>) -> Result<(), String> {
-    let (sels, grouping) = selectors(expr)?;
-    for s in sels {
-        let label_ok: Box<dyn Fn(&str) -> bool> = if let Some(out) = recorded.get(&s.name) {
-            let out = out.clone();
-            Box::new(move |l: &str| out.iter().any(|o| o == l))
-        } else if s.name == "ALERTS" {
-            Box::new(|l: &str| ["alertname", "alertstate", "severity"].contains(&l))
-        } else if s.name == "up" {
-            Box::new(|l: &str| STANDARD_LABELS.contains(&l))
-        } else if catalog::lookup(&s.name).is_some() {
-            let name = s.name.clone();
-            Box::new(move |l: &str| STANDARD_LABELS.contains(&l) || catalog::has_label(&name, l))
-        } else {
-            return Err(format!(
-                "{:?} is neither a catalog metric nor a recorded series (in {expr})",
-                s.name
-            ));
-        };
-        for l in &s.labels {
-            if l != "__name__" && !label_ok(l) {
-                return Err(format!("label {l:?} is not declared on {} (in {expr})", s.name));
-            }
-        }
-    }
-    for g in grouping {
-        let known = catalog::LABELS.contains(&g.as_str())
-            || STANDARD_LABELS.contains(&g.as_str())
-            || GENERATOR_LABELS.contains(&g.as_str());
-        if !known {
-            return Err(format!("grouping label {g:?} is not a catalog label (in {expr})"));
-        }
-    }
-    Ok(())
-}
+pub use deepwatch_core::promql::check::{check_expr, selectors, Selector};
 
 /// Recorded series of all files: name -> labels it carries.
 pub fn recorded_series(files: &[RuleFile]) -> BTreeMap<String, Vec<String>> {
@@ -178,6 +82,7 @@ pub fn bucket_warnings(cfg: &RulesConfig) -> Vec<String> {
         ("inference_latency", &gateway::REQUEST_DURATION, &t.inference_latency),
         ("ttft", &gateway::TIME_TO_FIRST_TOKEN, &t.ttft),
         ("inter_node_latency", &agent::PEER_CONNECT_LATENCY, &t.inter_node_latency),
+        ("queue_time", &agent::ENGINE_QUEUE_TIME, &t.queue_time),
     ] {
         for (field, v) in
             [("warning", level.warning), ("critical", level.critical), ("recover", level.recover)]

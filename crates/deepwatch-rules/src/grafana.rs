@@ -4,7 +4,8 @@
 //! data links from GPU and latency panels to logs and the node view of the same time range;
 //! `$__rate_interval` and `maxDataPoints` keep every panel under 5,000 points.
 
-use crate::alerts::{INCIDENTS, MODEL, OVERVIEW, RESOURCES};
+use crate::ids::{INCIDENTS, MODEL, OVERVIEW, RESOURCES};
+use crate::panel::PanelSpec;
 use crate::promql::{dur, sel, series};
 use crate::recording::Names;
 use crate::slo;
@@ -14,7 +15,10 @@ use serde_json::{json, Value};
 
 /// Points per series; with at most `MAX_SERIES` series a panel stays under 5,000 points.
 pub const MAX_DATA_POINTS: u64 = 500;
-pub const MAX_SERIES: usize = 10;
+pub use crate::panel::MAX_SERIES;
+/// Buckets a length heatmap may draw (vLLM's 1-2-5 series up to 128k context is 16 edges + Inf);
+/// heatmap panels ask for fewer points so they stay under 5,000 too.
+pub const MAX_HEATMAP_BUCKETS: usize = 25;
 const DS: &str = "${datasource}";
 
 fn ds() -> Value {
@@ -28,6 +32,11 @@ fn model_filter() -> String {
 /// A recorded request-level series filtered by the dashboard variables.
 fn req(name: &str) -> String {
     format!("{name}{{{}}}", model_filter())
+}
+
+/// A per-GPU series filtered by the `$instance` and `$gpu` variables.
+fn gpu(name: &str) -> String {
+    format!(r#"{name}{{instance=~"$instance", gpu=~"$gpu"}}"#)
 }
 
 fn inst(name: &str) -> String {
@@ -44,6 +53,21 @@ struct Panel {
     unit: &'static str,
     targets: Vec<(String, &'static str)>,
     links: bool,
+    /// Targets are histogram buckets (`sum by (le)`) drawn as a heatmap.
+    bucket_heatmap: bool,
+}
+
+impl From<PanelSpec> for Panel {
+    fn from(e: PanelSpec) -> Panel {
+        Panel {
+            title: e.title,
+            kind: e.kind,
+            unit: e.unit,
+            targets: e.targets,
+            links: false,
+            bucket_heatmap: e.bucket_heatmap,
+        }
+    }
 }
 
 fn p(
@@ -52,7 +76,7 @@ fn p(
     unit: &'static str,
     targets: Vec<(String, &'static str)>,
 ) -> Panel {
-    Panel { title, kind, unit, targets, links: false }
+    Panel { title, kind, unit, targets, links: false, bucket_heatmap: false }
 }
 
 fn links(ctx: &Ctx<'_>) -> Value {
@@ -71,8 +95,12 @@ fn render_panel(ctx: &Ctx<'_>, id: usize, panel: &Panel, x: u64, y: u64) -> Valu
         .iter()
         .enumerate()
         .map(|(i, (expr, legend))| {
-            json!({ "datasource": ds(), "expr": expr, "legendFormat": legend,
-                    "refId": ((b'A' + i as u8) as char).to_string(), "interval": "" })
+            let mut target = json!({ "datasource": ds(), "expr": expr, "legendFormat": legend,
+                    "refId": ((b'A' + i as u8) as char).to_string(), "interval": "" });
+            if panel.bucket_heatmap {
+                target["format"] = json!("heatmap");
+            }
+            target
         })
         .collect();
     let mut defaults = json!({ "unit": panel.unit, "custom": {} });
@@ -87,12 +115,23 @@ fn render_panel(ctx: &Ctx<'_>, id: usize, panel: &Panel, x: u64, y: u64) -> Valu
             { "id": "custom.lineWidth", "value": 1 }
         ]
     }]);
+    let max_points = if panel.bucket_heatmap {
+        MAX_DATA_POINTS * MAX_SERIES as u64 / MAX_HEATMAP_BUCKETS as u64
+    } else {
+        MAX_DATA_POINTS
+    };
+    let mut options = json!({ "legend": { "displayMode": "list", "placement": "bottom" } });
+    if panel.bucket_heatmap {
+        // The buckets are already counts per `le`: no re-bucketing by Grafana.
+        options["calculate"] = json!(false);
+        options["yAxis"] = json!({ "unit": panel.unit });
+    }
     json!({
         "id": id, "type": panel.kind, "title": panel.title, "datasource": ds(),
         "gridPos": { "h": 8, "w": 12, "x": x, "y": y },
-        "maxDataPoints": MAX_DATA_POINTS, "interval": dur(ctx.scrape()),
+        "maxDataPoints": max_points, "interval": dur(ctx.scrape()),
         "fieldConfig": { "defaults": defaults, "overrides": overrides },
-        "options": { "legend": { "displayMode": "list", "placement": "bottom" } },
+        "options": options,
         "targets": targets,
     })
 }
@@ -100,16 +139,19 @@ fn render_panel(ctx: &Ctx<'_>, id: usize, panel: &Panel, x: u64, y: u64) -> Valu
 fn query_var(name: &str, label: &str, source: &str) -> Value {
     json!({ "name": name, "type": "query", "datasource": ds(), "refresh": 2, "multi": true,
             "includeAll": true, "allValue": ".*", "current": { "text": "All", "value": "$__all" },
-            "query": { "query": format!("label_values({source}, {label})"), "refId": "var" },
-            "definition": format!("label_values({source}, {label})") })
+            "query": { "query": format!("label_values({source}, {label})"), "refId": "var" } })
 }
 
 fn variables() -> Value {
     json!({ "list": [
-        { "name": "datasource", "type": "datasource", "query": "prometheus", "current": {} },
+        // `${DS_PROMETHEUS}` is the `__inputs` entry: an import through the UI substitutes the
+        // chosen data source; a provisioned file falls back to the default Prometheus.
+        { "name": "datasource", "type": "datasource", "query": "prometheus",
+          "current": { "text": "${DS_PROMETHEUS}", "value": "${DS_PROMETHEUS}" } },
         query_var("model", "model", &Names::request_rate()),
         query_var("model_version", "model_version", &format!("{}{{model=~\"$model\"}}", Names::request_rate())),
         query_var("instance", "instance", "up"),
+        query_var("gpu", "gpu", &format!("{}{{instance=~\"$instance\"}}", sel(&agent::GPU_UTILIZATION))),
     ]})
 }
 
@@ -152,13 +194,13 @@ fn annotations(ctx: &Ctx<'_>) -> Value {
     let mut list = vec![
         json!({ "name": "Annotations & Alerts", "builtIn": 1, "type": "dashboard", "enable": true, "hide": true,
                 "datasource": { "type": "grafana", "uid": "-- Grafana --" }, "iconColor": "rgba(0, 211, 255, 1)" }),
-        json!({ "name": "Deploys", "enable": true, "datasource": ds(), "iconColor": "blue", "step": "30s",
-                "expr": format!("changes({}[2m]) > 0", sel(&gateway::DEPLOY_EVENTS)),
+        json!({ "name": "Deploys", "enable": true, "datasource": ds(), "iconColor": "blue",
+                "target": { "refId": "Anno", "expr": format!("changes({}[2m]) > 0", sel(&gateway::DEPLOY_EVENTS)), "interval": "30s" },
                 "titleFormat": "{{event}} {{pool}}", "tagKeys": "event,pool", "textFormat": "deploy event" }),
     ];
     if let Some(expr) = maintenance_expr(ctx) {
         list.push(json!({ "name": "Maintenance", "enable": true, "datasource": ds(), "iconColor": "orange",
-                          "step": "5m", "expr": expr, "titleFormat": "maintenance window" }));
+                          "target": { "refId": "Anno", "expr": expr, "interval": "5m" }, "titleFormat": "maintenance window" }));
     }
     json!({ "list": list })
 }
@@ -169,12 +211,29 @@ fn dashboard(ctx: &Ctx<'_>, uid: &str, title: &str, panels: Vec<Panel>) -> Value
         .enumerate()
         .map(|(i, panel)| render_panel(ctx, i + 1, panel, (i as u64 % 2) * 12, (i as u64 / 2) * 8))
         .collect();
+    let mut kinds: Vec<&str> = panels.iter().map(|p| p.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut requires = vec![
+        json!({ "type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.0.0" }),
+        json!({ "type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0" }),
+    ];
+    requires.extend(
+        kinds.iter().map(|k| json!({ "type": "panel", "id": k, "name": k, "version": "" })),
+    );
     json!({
+        // Import through the UI (Dashboards > New > Import): one data-source input.
+        "__inputs": [{ "name": "DS_PROMETHEUS", "label": "Prometheus", "description": "",
+                       "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus" }],
+        "__elements": {},
+        "__requires": requires,
+        "id": null,
         "uid": uid, "title": title, "tags": ["deepwatch"], "schemaVersion": 39, "version": 1,
         "editable": true, "refresh": "30s", "time": { "from": "now-6h", "to": "now" },
         "timezone": "browser", "graphTooltip": 1,
         "templating": variables(), "annotations": annotations(ctx),
-        "links": [{ "title": "deepwatch", "type": "dashboards", "tags": ["deepwatch"], "asDropdown": true }],
+        "links": [{ "title": "deepwatch", "type": "dashboards", "tags": ["deepwatch"], "asDropdown": true,
+                    "icon": "external link", "includeVars": true, "keepTime": true, "targetBlank": false, "tooltip": "" }],
         "panels": rendered,
     })
 }
@@ -188,6 +247,8 @@ pub fn dashboards(ctx: &Ctx<'_>) -> Vec<(&'static str, Value)> {
     let lat = Names::latency(t.latency.quantile);
     let ttft = Names::ttft(t.ttft.quantile.unwrap_or(0.99));
     let budget_ratio = format!("{} / (1 - {})", slo::ratio_name("1h"), slo::OBJECTIVE);
+    let spend = gateway::SPEND.name;
+    let budget = gateway::TENANT_DAILY_BUDGET.name;
     let mut latency = p(
         "Latency p50 / p99",
         "timeseries",
@@ -250,8 +311,33 @@ pub fn dashboards(ctx: &Ctx<'_>) -> Vec<(&'static str, Value)> {
                 thresholds(&Names::error_ratio()),
             ],
         ),
+        p(
+            "Spend per hour by tenant",
+            "timeseries",
+            "none",
+            vec![(
+                topk(&format!("sum by (tenant) (rate({spend}[$__rate_interval])) * 3600")),
+                "{{tenant}}",
+            )],
+        ),
+        p(
+            "Spend by tenant over the range, and daily budgets",
+            "bargauge",
+            "none",
+            vec![
+                (
+                    topk(&format!("sum by (tenant) (increase({spend}[$__range]))")),
+                    "spent {{tenant}}",
+                ),
+                (topk(&format!("max by (tenant) ({budget})")), "daily budget {{tenant}}"),
+            ],
+        ),
     ];
-    let gpu_util = inst(&Names::gpu_utilization());
+    let overview: Vec<Panel> = overview
+        .into_iter()
+        .chain(crate::service_panels::gateway().into_iter().map(Panel::from))
+        .collect();
+    let gpu_util = gpu(&Names::gpu_utilization());
     let mut heat = p(
         "GPU utilization heatmap",
         "heatmap",
@@ -274,7 +360,7 @@ pub fn dashboards(ctx: &Ctx<'_>) -> Vec<(&'static str, Value)> {
             "timeseries",
             "percentunit",
             vec![
-                (topk(&inst(&Names::gpu_memory_ratio())), "{{instance}} gpu{{gpu}}"),
+                (topk(&gpu(&Names::gpu_memory_ratio())), "{{instance}} gpu{{gpu}}"),
                 thresholds(&Names::gpu_memory_ratio()),
             ],
         ),
@@ -283,8 +369,8 @@ pub fn dashboards(ctx: &Ctx<'_>) -> Vec<(&'static str, Value)> {
             "timeseries",
             "celsius",
             vec![
-                (topk(&inst(agent::GPU_TEMPERATURE.name)), "temp {{instance}} gpu{{gpu}}"),
-                (topk(&inst(agent::GPU_POWER.name)), "watts {{instance}} gpu{{gpu}}"),
+                (topk(&gpu(agent::GPU_TEMPERATURE.name)), "temp {{instance}} gpu{{gpu}}"),
+                (topk(&gpu(agent::GPU_POWER.name)), "watts {{instance}} gpu{{gpu}}"),
             ],
         ),
         p(
@@ -313,6 +399,10 @@ pub fn dashboards(ctx: &Ctx<'_>) -> Vec<(&'static str, Value)> {
             ],
         ),
     ];
+    let resources: Vec<Panel> = resources
+        .into_iter()
+        .chain(crate::node_panels::panels().into_iter().map(Panel::from))
+        .collect();
     let prompt = sel(&gateway::PROMPT_TOKENS);
     let completion = sel(&gateway::COMPLETION_TOKENS);
     let mut per_version = p(
@@ -322,7 +412,7 @@ pub fn dashboards(ctx: &Ctx<'_>) -> Vec<(&'static str, Value)> {
         vec![(topk(&format!("max by (model_version) ({})", req(&lat))), "{{model_version}}")],
     );
     per_version.links = true;
-    let model = vec![
+    let mut model = vec![
         p(
             "Traffic by model version",
             "piechart",
@@ -357,6 +447,17 @@ pub fn dashboards(ctx: &Ctx<'_>) -> Vec<(&'static str, Value)> {
             ],
         ),
         p(
+            "Spend by model and pool",
+            "table",
+            "none",
+            vec![(
+                topk(&format!(
+                    r#"sum by (model, pool) (increase({spend}{{model=~"$model"}}[$__range]))"#
+                )),
+                "spend",
+            )],
+        ),
+        p(
             "Probe accuracy",
             "timeseries",
             "percentunit",
@@ -381,6 +482,7 @@ pub fn dashboards(ctx: &Ctx<'_>) -> Vec<(&'static str, Value)> {
             ],
         ),
     ];
+    model.extend(crate::engine_panels::panels().into_iter().map(Panel::from));
     let incidents = vec![
         p(
             "Firing alerts",
@@ -420,6 +522,10 @@ pub fn dashboards(ctx: &Ctx<'_>) -> Vec<(&'static str, Value)> {
             )],
         ),
     ];
+    let incidents: Vec<Panel> = incidents
+        .into_iter()
+        .chain(crate::service_panels::analyzer().into_iter().map(Panel::from))
+        .collect();
     vec![
         ("overview", dashboard(ctx, OVERVIEW, "deepwatch / Overview", overview)),
         ("resources", dashboard(ctx, RESOURCES, "deepwatch / Resources", resources)),

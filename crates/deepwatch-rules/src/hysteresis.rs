@@ -88,6 +88,13 @@ pub fn level_pair(ctx: &Ctx<'_>, w: &Watched<'_>, level: &Level) -> (Vec<Alert>,
                 fmt(level.recover)
             ),
             dashboard: w.dashboard,
+            condition: format!(
+                "{} > {} (`{}`); stays firing until below {}",
+                w.what,
+                fmt(enter),
+                w.series,
+                fmt(level.recover)
+            ),
         });
     }
     (alerts, pair_test(ctx, w, level))
@@ -167,15 +174,18 @@ fn pair_test(ctx: &Ctx<'_>, w: &Watched<'_>, level: &Level) -> TestCase {
     }
 }
 
-/// The critical latency alert: `consecutive` evaluations above `enter`, hysteresis down to
+/// The critical latency alert: `consecutive` scrape samples above `enter`, hysteresis down to
 /// `recover`, and `keep_firing_for` so it clears only after `hold_secs` below `recover`.
 pub fn hold_alert(ctx: &Ctx<'_>, w: &Watched<'_>, h: &HoldThreshold) -> (Alert, Vec<TestCase>) {
-    let e = ctx.eval();
+    // Cases step by scrape samples, the unit of `consecutive`.
+    let e = ctx.scrape();
+    let at = |_: &Ctx<'_>, idx: u64| idx * e;
     let hold = ctx.scaled(h.hold_secs);
     let alert = Alert {
         name: w.alertname.to_string(),
         expr: hysteresis_expr(&w.series, h.enter_secs, h.recover_secs, w.ids, w.alertname, "critical"),
-        for_secs: (h.consecutive.saturating_sub(1)) * e,
+        // `consecutive` samples: the first above `enter` starts `for`, the last one ends it.
+        for_secs: (h.consecutive.saturating_sub(1)) * ctx.scrape(),
         keep_firing_secs: hold,
         severity: "critical",
         labels: Vec::new(),
@@ -192,6 +202,17 @@ pub fn hold_alert(ctx: &Ctx<'_>, w: &Watched<'_>, h: &HoldThreshold) -> (Alert, 
             w.unit
         ),
         dashboard: w.dashboard,
+        condition: format!(
+            "{} > {}{} (`{}`) on {} consecutive evaluations; stays firing until {} below {}{}",
+            w.what,
+            num(h.enter_secs),
+            w.unit,
+            w.series,
+            h.consecutive,
+            crate::promql::dur(hold),
+            num(h.recover_secs),
+            w.unit
+        ),
     };
     let n = h.consecutive;
     let high = h.enter_secs * 1.5;

@@ -1,6 +1,7 @@
 //! Generator: one `[rules]` spec in `deepwatch.toml` becomes Prometheus config, recording and
 //! alert rules with promtool unit tests, Alertmanager config with route tests, Grafana
-//! provisioning and dashboards, Kubernetes/KEDA manifests and long-term-storage configs.
+//! provisioning and dashboards, Kubernetes/KEDA manifests, systemd units and long-term-storage
+//! configs.
 //! Every expression is built from the metric catalog and checked with promql-parser.
 #![forbid(unsafe_code)]
 
@@ -10,17 +11,31 @@ pub mod alertmanager;
 pub mod alerts;
 pub mod canary;
 pub mod check;
+pub mod condition;
+pub mod cost;
+pub mod coverage;
+pub mod docs;
+pub mod engine;
+pub mod engine_panels;
+pub mod events;
+pub mod gpu;
 pub mod grafana;
 pub mod hysteresis;
+pub mod ids;
 pub mod kube;
 pub mod lts;
 pub mod model;
+pub mod node;
+pub mod node_panels;
+pub mod page;
+pub mod panel;
+pub mod pipeline;
 pub mod prometheus;
-pub mod promql;
-#[cfg(feature = "push")]
-pub mod push;
+pub use deepwatch_core::promql;
 pub mod recording;
+pub mod service_panels;
 pub mod slo;
+pub mod systemd;
 pub mod trend;
 
 use deepwatch_core::config::rules::RulesConfig;
@@ -56,6 +71,10 @@ impl Ctx<'_> {
     pub fn eval(&self) -> u64 {
         self.scaled(self.cfg.evaluation_interval_secs)
     }
+    /// Evaluation interval of the paging group (never longer than the other groups').
+    pub fn page_eval(&self) -> u64 {
+        self.scaled(self.cfg.page_evaluation_interval_secs).min(self.eval())
+    }
     pub fn scrape(&self) -> u64 {
         self.scaled(self.cfg.scrape_interval_secs)
     }
@@ -72,6 +91,8 @@ impl Ctx<'_> {
 pub enum GenerateError {
     #[error("generated expression does not pass the catalog check: {0}")]
     Check(String),
+    #[error("cannot render the configuration for the ConfigMap: {0}")]
+    Config(String),
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: std::io::Error },
 }
@@ -100,11 +121,35 @@ impl Generated {
 
 /// The rule files, in the order they are written.
 pub fn rule_files(ctx: &Ctx<'_>) -> Vec<model::RuleFile> {
-    vec![recording::file(ctx), alerts::file(ctx), slo::file(ctx), trend::file(ctx)]
+    vec![
+        recording::file(ctx),
+        page::file(ctx),
+        alerts::file(ctx),
+        engine::file(ctx),
+        gpu::file(ctx),
+        node::file(ctx),
+        pipeline::file(ctx),
+        events::file(ctx),
+        slo::file(ctx),
+        trend::file(ctx),
+    ]
 }
 
-/// Generates every file for the spec.
+/// Generates every file for the spec. The Kubernetes ConfigMap carries the default
+/// configuration with this `[rules]` section; `generate_with_config` carries a given file.
 pub fn generate(cfg: &RulesConfig, opts: Options) -> Result<Generated, GenerateError> {
+    let config = deepwatch_core::config::Config { rules: cfg.clone(), ..Default::default() };
+    let text = toml::to_string(&config).map_err(|e| GenerateError::Config(e.to_string()))?;
+    generate_with_config(cfg, &text, opts)
+}
+
+/// Generates every file for the spec; `config_toml` is the deepwatch.toml the spec came from,
+/// which the Kubernetes ConfigMap hands to the pods unchanged.
+pub fn generate_with_config(
+    cfg: &RulesConfig,
+    config_toml: &str,
+    opts: Options,
+) -> Result<Generated, GenerateError> {
     let ctx = Ctx { cfg, opts };
     let mut out = Generated::default();
     let links =
@@ -125,7 +170,11 @@ pub fn generate(cfg: &RulesConfig, opts: Options) -> Result<Generated, GenerateE
     }
     out.files.insert("alertmanager/alertmanager.yml".into(), alertmanager::config(&ctx));
     out.files.insert("alertmanager/test-routes.sh".into(), alertmanager::test_script());
-    for (rel, text) in kube::files(&ctx, &files, &links).into_iter().chain(lts::files(&ctx)) {
+    let kube_files = kube::files(&ctx, &files, &links, config_toml);
+    for (rel, text) in kube_files.into_iter().chain(lts::files(&ctx)) {
+        out.files.insert(rel, text);
+    }
+    for (rel, text) in systemd::files() {
         out.files.insert(rel, text);
     }
     for (rel, text) in grafana::files(&ctx) {

@@ -37,6 +37,9 @@ pub struct Alert {
     pub description: String,
     /// Grafana dashboard uid the alert links to.
     pub dashboard: &'static str,
+    /// The firing condition in words, with thresholds in config units, for `docs/alerts.md`;
+    /// empty means the expression itself is shown.
+    pub condition: String,
 }
 
 #[derive(Debug, Clone)]
@@ -100,7 +103,7 @@ impl Alert {
         vec![
             ("summary".into(), self.summary.clone()),
             ("description".into(), self.description.clone()),
-            ("runbook_url".into(), format!("{base}/{}", self.name)),
+            ("runbook_url".into(), format!("{base}/{}.md", self.name)),
             ("dashboard".into(), format!("{grafana}/d/{}", self.dashboard)),
         ]
     }

@@ -5,7 +5,7 @@
 //! every other interval, so a short fault in a scaled run stops paging as soon, relatively,
 //! as a real one does.
 
-use crate::alerts::{l, OVERVIEW};
+use crate::ids::{l, req_example, OVERVIEW};
 use crate::model::{
     labels, series_text, Alert, AlertCheck, Group, Labels, Record, Rule, RuleFile, TestCase,
 };
@@ -171,13 +171,23 @@ fn rules(ctx: &Ctx<'_>, slo: &Slo) -> (Vec<Rule>, Vec<Rule>, Vec<Alert>) {
                     .join(", ")
             ),
             dashboard: OVERVIEW,
+            condition: format!(
+                "error-budget burn of SLO {} (objective {}) above {}, long and short window both",
+                slo.name,
+                num(slo.objective),
+                pairs
+                    .iter()
+                    .map(|(a, b, f)| format!("{}x over {a}/{b}", num(*f)))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
         });
     }
     (fast, slow, alerts)
 }
 
 fn req_series(outcome: &str) -> String {
-    let mut x = crate::alerts::req_example();
+    let mut x = req_example();
     x.extend(l(&[
         ("endpoint", "/v1/chat/completions"),
         ("tenant", "default"),
@@ -188,7 +198,7 @@ fn req_series(outcome: &str) -> String {
 }
 
 fn dur_series(suffix: &str, le: Option<&str>) -> String {
-    let mut x: Labels = crate::alerts::req_example();
+    let mut x: Labels = req_example();
     x.extend(l(&[("endpoint", "/v1/chat/completions"), ("tenant", "default"), ("outcome", "ok")]));
     if let Some(le) = le {
         x.push(("le".into(), le.into()));

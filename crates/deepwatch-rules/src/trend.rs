@@ -1,15 +1,13 @@
 //! Slow-moving alerts evaluated once a minute: P2 performance drop against the same time last
 //! week, and accuracy drop from the analyzer's golden-prompt probes (info).
 
-use crate::alerts::{l, req_example, MODEL};
+use crate::ids::names::{ACCURACY_DROP, PERFORMANCE_DROP};
+use crate::ids::{l, req_example, MODEL};
 use crate::model::{series_text, Alert, AlertCheck, Group, Labels, Rule, RuleFile, TestCase};
 use crate::prometheus::jobs;
 use crate::promql::{num, sel, sum_by};
 use crate::Ctx;
 use deepwatch_core::catalog::{analyzer, gateway};
-
-pub const PERFORMANCE_DROP: &str = "PerformanceDrop";
-pub const ACCURACY_DROP: &str = "AccuracyDrop";
 
 /// Mean TPOT by model over 30 minutes, optionally a week ago.
 fn mean_tpot(offset: &str) -> String {
@@ -34,6 +32,7 @@ fn alerts(ctx: &Ctx<'_>) -> Vec<Alert> {
             summary: format!("P2: {{{{ $labels.model }}}} decodes more than {}% slower than a week ago", num(t.performance_drop_ratio * 100.0)),
             description: "Mean time per output token over 30 minutes compared with the same 30 minutes one week earlier.".into(),
             dashboard: MODEL,
+            condition: format!("decode speed (1 / mean TPOT over 30 m) more than {}% below the same 30 minutes a week ago", num(t.performance_drop_ratio * 100.0)),
         },
         Alert {
             name: ACCURACY_DROP.into(),
@@ -45,6 +44,7 @@ fn alerts(ctx: &Ctx<'_>) -> Vec<Alert> {
             summary: format!("Probe accuracy of {{{{ $labels.model }}}} {{{{ $labels.model_version }}}} dropped more than {}%", num(t.accuracy_drop_ratio * 100.0)),
             description: "Golden-prompt probe accuracy is below its 7-day average by more than the configured share.".into(),
             dashboard: MODEL,
+            condition: format!("probe accuracy more than {}% (relative) below its 7-day average", num(t.accuracy_drop_ratio * 100.0)),
         },
     ]
 }

@@ -1,13 +1,19 @@
-//! `deploy/` holds the output for the default spec. Regenerating must reproduce it exactly;
-//! bless with `DEEPWATCH_BLESS=1 cargo test -p deepwatch-rules --test drift`.
+//! `deploy/` holds the output for the default spec and `docs/alerts.md` its alert table.
+//! Regenerating must reproduce both exactly; bless with
+//! `DEEPWATCH_BLESS=1 cargo test -p deepwatch-rules --test integration drift`. Every generated
+//! alert has a runbook under `docs/runbooks/` that its `runbook_url` points at.
 
 use deepwatch_core::config::rules::RulesConfig;
 use deepwatch_rules::{generate, Options};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
 fn deploy_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+    repo().join("deploy")
 }
 
 fn read_tree(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
@@ -53,7 +59,7 @@ fn deploy_matches_the_generator() {
     }
     assert!(
         problems.is_empty(),
-        "deploy/ drifted from the generator; regenerate with\n  DEEPWATCH_BLESS=1 cargo test -p deepwatch-rules --test drift\n{}",
+        "deploy/ drifted from the generator; regenerate with\n  DEEPWATCH_BLESS=1 cargo test -p deepwatch-rules --test integration drift\n{}",
         problems.join("\n")
     );
 }
@@ -62,4 +68,111 @@ fn deploy_matches_the_generator() {
 fn default_spec_generates_without_warnings() {
     let generated = generate(&RulesConfig::default(), Options::default()).unwrap();
     assert!(generated.warnings.is_empty(), "{:?}", generated.warnings);
+}
+
+#[test]
+fn alert_table_in_docs_matches_the_generator() {
+    let text = deepwatch_rules::docs::alerts_table(&RulesConfig::default());
+    let path = repo().join("docs/alerts.md");
+    if std::env::var_os("DEEPWATCH_BLESS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == text,
+        "docs/alerts.md drifted from the generator; regenerate with\n  DEEPWATCH_BLESS=1 cargo test -p deepwatch-rules --test integration drift"
+    );
+    // The seed's thresholds, in config units, as the docs show them.
+    for row in [
+        "GPU utilization > 0.85 (`instance_gpu:deepwatch_gpu_utilization_ratio:avg1m`); stays firing until below 0.75",
+        "GPU utilization > 0.95 (`instance_gpu:deepwatch_gpu_utilization_ratio:avg1m`); stays firing until below 0.75",
+        "Request latency > 0.18s (`model:deepwatch_request_duration_seconds:p50_1m`); stays firing until below 0.15s",
+        "Request latency > 0.25s (`model:deepwatch_request_duration_seconds:p50_1m`); stays firing until below 0.15s",
+        "Resident memory growth (MB/min) > 10 (`instance_process:deepwatch_process_memory_growth_bytes_per_second:avg5m`); stays firing until below 5",
+        "Resident memory growth (MB/min) > 50 (`instance_process:deepwatch_process_memory_growth_bytes_per_second:avg5m`); stays firing until below 5",
+    ] {
+        assert!(text.contains(row), "docs/alerts.md lost the seed's threshold row {row:?}");
+    }
+}
+
+/// Every generated alert has `docs/runbooks/<Alert>.md` with the four sections a runbook
+/// needs, its `runbook_url` annotation points there, and no runbook is left for an alert
+/// the generator no longer makes.
+#[test]
+fn every_alert_has_a_runbook_its_annotation_links() {
+    let cfg = RulesConfig::default();
+    let ctx = deepwatch_rules::Ctx { cfg: &cfg, opts: Options::default() };
+    let links = deepwatch_rules::model::Links {
+        runbook_base_url: &cfg.runbook_base_url,
+        grafana_url: &cfg.grafana_url,
+    };
+    let dir = repo().join("docs/runbooks");
+    let mut names = std::collections::BTreeSet::new();
+    let mut problems = Vec::new();
+    for file in deepwatch_rules::rule_files(&ctx) {
+        for alert in file.alerts() {
+            names.insert(alert.name.clone());
+            let url = alert
+                .annotations(&links)
+                .into_iter()
+                .find(|(k, _)| k == "runbook_url")
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            let expected =
+                format!("{}/{}.md", cfg.runbook_base_url.trim_end_matches('/'), alert.name);
+            if url != expected {
+                problems
+                    .push(format!("{}: runbook_url {url:?}, expected {expected:?}", alert.name));
+            }
+        }
+    }
+    assert!(names.len() >= 35, "only {} alert names", names.len());
+    for name in &names {
+        let path = dir.join(format!("{name}.md"));
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            problems.push(format!("{name}: no docs/runbooks/{name}.md"));
+            continue;
+        };
+        if !text.starts_with(&format!("# {name}\n")) {
+            problems.push(format!("{name}: the runbook must start with \"# {name}\""));
+        }
+        for section in
+            ["## What it means", "## First checks", "## deepwatch commands", "## When to escalate"]
+        {
+            let Some(at) = text.find(section) else {
+                problems.push(format!("{name}: no \"{section}\" section"));
+                continue;
+            };
+            let body = text[at + section.len()..].split("\n## ").next().unwrap_or("");
+            if body.trim().len() < 40 {
+                problems.push(format!("{name}: \"{section}\" is empty"));
+            }
+        }
+        let checks = text
+            .split("## First checks")
+            .nth(1)
+            .and_then(|s| s.split("\n## ").next())
+            .unwrap_or("");
+        let numbered = checks
+            .lines()
+            .filter(|l| l.starts_with("1. ") || l.starts_with("2. ") || l.starts_with("3. "))
+            .count();
+        if numbered < 3 {
+            problems.push(format!("{name}: \"First checks\" needs three numbered checks"));
+        }
+        let commands = text.split("## deepwatch commands").nth(1).unwrap_or("");
+        if !commands.contains("deepwatch ") {
+            problems.push(format!("{name}: no deepwatch command in \"deepwatch commands\""));
+        }
+    }
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().to_string();
+        if let Some(stem) = file.strip_suffix(".md") {
+            if stem != "README" && !names.contains(stem) {
+                problems.push(format!("docs/runbooks/{file}: no generated alert has this name"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{} runbook problems:\n{}", problems.len(), problems.join("\n"));
 }

@@ -1,15 +1,23 @@
 //! The `deepwatch` command line: one binary, one subcommand per component. Each subcommand's
 //! flags and entry point live in `cmd/<name>.rs`; the component crates hold the logic.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 mod cmd;
+
+/// `deepwatch --version`: the version and the optional features this binary was built with.
+const LONG_VERSION: &str = if cfg!(feature = "k8s") {
+    concat!(env!("CARGO_PKG_VERSION"), " (features: k8s)")
+} else {
+    concat!(env!("CARGO_PKG_VERSION"), " (features: none; Kubernetes scaling needs --features k8s)")
+};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "deepwatch",
     version,
+    long_version = LONG_VERSION,
     about = "Monitoring, alerting and self-healing for self-hosted DeepSeek and OpenAI-compatible inference",
     propagate_version = true
 )]
@@ -45,10 +53,15 @@ enum Command {
     Doctor(cmd::doctor::Args),
     /// Print the example config or check a config file.
     Config(cmd::config::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::Args),
+    /// Write man pages for deepwatch and every subcommand.
+    Man(cmd::man::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    deepwatch_core::http::install_default_provider();
     cmd::init_logging(cli.log_format);
     let result = match cli.command {
         Command::Agent(args) => cmd::agent::run(args),
@@ -62,6 +75,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Config(args) => cmd::config::run(args),
+        Command::Completions(args) => cmd::completions::run(args, Cli::command()),
+        Command::Man(args) => cmd::man::run(args, Cli::command()),
     };
     match result {
         Ok(code) => code,
@@ -75,18 +90,83 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
 
+    /// Every container of the generated Kubernetes manifests runs a command this CLI accepts.
+    #[test]
+    fn generated_kubernetes_container_args_parse() {
+        let generated = deepwatch_rules::generate(
+            &deepwatch_core::config::Config::default().rules,
+            deepwatch_rules::Options::default(),
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        for (path, text) in &generated.files {
+            if !path.starts_with("kubernetes/") {
+                continue;
+            }
+            let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(text).unwrap();
+            for doc in docs {
+                let Some(containers) = doc["spec"]["template"]["spec"]["containers"].as_array()
+                else {
+                    continue;
+                };
+                for c in containers {
+                    let mut argv = vec!["deepwatch".to_string()];
+                    argv.extend(
+                        c["args"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|a| a.as_str().unwrap().to_string()),
+                    );
+                    let cli = Cli::try_parse_from(&argv)
+                        .unwrap_or_else(|e| panic!("{path}: {argv:?} does not parse:\n{e}"));
+                    seen.push(match cli.command {
+                        Command::Agent(_) => "agent",
+                        Command::Gateway(_) => "gateway",
+                        Command::Analyze(_) => "analyze",
+                        other => panic!("{path}: unexpected {other:?}"),
+                    });
+                }
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, ["agent", "analyze", "gateway"]);
+    }
+
+    /// Every generated systemd unit starts a command this CLI accepts.
+    #[test]
+    fn generated_systemd_exec_start_parses() {
+        let mut seen = Vec::new();
+        for (path, text) in deepwatch_rules::systemd::files() {
+            let line = text.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
+            let argv: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(argv[0], deepwatch_rules::systemd::BINARY, "{path}");
+            let mut argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+            argv[0] = "deepwatch".into();
+            let cli = Cli::try_parse_from(&argv)
+                .unwrap_or_else(|e| panic!("{path}: {argv:?} does not parse:\n{e}"));
+            seen.push(match cli.command {
+                Command::Agent(_) => "agent",
+                Command::Gateway(_) => "gateway",
+                Command::Analyze(_) => "analyze",
+                other => panic!("{path}: unexpected {other:?}"),
+            });
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, ["agent", "analyze", "gateway"]);
+    }
+
     /// Every reproduction the root-cause report can suggest parses with this very CLI.
     #[test]
     fn rca_suggested_reproductions_parse() {
-        let examples = deepwatch_analyzer::rca::report::reproduction_examples();
-        let kinds = deepwatch_analyzer::rca::report::REPRODUCIBLE.len();
+        let examples = deepwatch_analyzer::rca::reproduce::reproduction_examples();
+        let kinds = deepwatch_analyzer::rca::reproduce::REPRODUCIBLE.len();
         assert_eq!(examples.len(), kinds, "one suggestion per reproducible candidate");
         for r in examples {
             let cli = Cli::try_parse_from(&r.argv)

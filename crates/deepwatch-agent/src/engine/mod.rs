@@ -117,8 +117,7 @@ impl EngineWatch {
         st.progress = progress;
         let flat_for =
             st.last_progress_at.map(|t| now.saturating_duration_since(t)).unwrap_or_default();
-        let stalled =
-            running > 0.0 && flat_for >= Duration::from_secs(self.config.stall_after_secs);
+        let stalled = running > 0.0 && flat_for >= self.config.stall_after;
         if stalled && !st.stalled {
             tracing::warn!(engine = %self.config.name, running, flat_secs = flat_for.as_secs(), "engine stalled: requests running, no progress");
         }
@@ -166,13 +165,9 @@ impl EngineWatch {
 
     /// Fetches once and ingests the result.
     pub async fn scrape_once(self: &Arc<Self>, client: &reqwest::Client) {
-        let result = fetch::fetch(
-            client,
-            &self.config.url,
-            Duration::from_millis(self.config.timeout_ms),
-            self.config.max_body_bytes,
-        )
-        .await;
+        let result =
+            fetch::fetch(client, &self.config.url, self.config.timeout, self.config.max_body_bytes)
+                .await;
         let this = self.clone();
         let now = Instant::now();
         // Parsing a 16 MB payload takes a while: keep it off the async workers.
@@ -188,7 +183,7 @@ impl EngineWatch {
         });
         sink.gauge(&cat::ENGINE_UP, &[name, kind], if st.up { 1.0 } else { 0.0 });
         sink.gauge(&cat::ENGINE_STALLED, &[name, kind], if st.stalled { 1.0 } else { 0.0 });
-        let stale_after = Duration::from_millis(self.config.interval_ms) * STALE_AFTER_INTERVALS;
+        let stale_after = self.config.interval * STALE_AFTER_INTERVALS;
         let fresh = st
             .last_success
             .is_some_and(|t| st.up || now.saturating_duration_since(t) <= stale_after);
@@ -205,8 +200,13 @@ impl EngineWatch {
                 sink.gauge(spec, &labels, *v);
             }
         }
-        for (model, reason, v) in &normalized.finished {
-            sink.counter(&cat::ENGINE_REQUEST_SUCCESS, &[name, kind, model, reason], *v);
+        for (spec, model, label_value, v) in &normalized.labelled {
+            let labels = [name, kind, model.as_str(), label_value.as_str()];
+            if spec.kind == MetricType::Counter {
+                sink.counter(spec, &labels, *v);
+            } else {
+                sink.gauge(spec, &labels, *v);
+            }
         }
         for (spec, model, h) in &normalized.histograms {
             sink.histogram_with_edges(
@@ -273,7 +273,7 @@ impl EngineCollector {
         let watches =
             configs.iter().map(|c| Arc::new(EngineWatch::new(c.clone(), errors.clone()))).collect();
         // Engines are local: never route their scrapes through an environment proxy.
-        let client = reqwest::Client::builder().no_proxy().build()?;
+        let client = deepwatch_core::http::builder().no_proxy().build()?;
         Ok(EngineCollector { watches, errors, client })
     }
 
@@ -290,7 +290,7 @@ impl EngineCollector {
                 let client = self.client.clone();
                 tokio::spawn(async move {
                     let mut tick =
-                        tokio::time::interval(Duration::from_millis(w.config.interval_ms.max(1)));
+                        tokio::time::interval(w.config.interval.max(Duration::from_millis(1)));
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                     loop {
                         tick.tick().await;

@@ -24,8 +24,9 @@ pub enum Take {
     HistogramSum,
     /// Histogram with the engine's own bucket edges.
     Histogram,
-    /// Counter split by the engine's finish-reason label.
-    ByFinishReason,
+    /// Counter or gauge split by one of the engine's labels (finish reason, waiting reason),
+    /// which becomes the catalog metric's last label.
+    ByLabel(&'static str),
 }
 
 /// One row of the alias table: the native names of a canonical metric, newest first.
@@ -40,11 +41,20 @@ macro_rules! alias {
     ($kind:ident, $spec:ident, [$($n:literal),+], $take:ident) => {
         Alias { kind: EngineKind::$kind, spec: &cat::$spec, names: &[$($n),+], take: Take::$take }
     };
+    ($kind:ident, $spec:ident, [$($n:literal),+], ByLabel($label:literal)) => {
+        Alias {
+            kind: EngineKind::$kind,
+            spec: &cat::$spec,
+            names: &[$($n),+],
+            take: Take::ByLabel($label),
+        }
+    };
 }
 
-/// Every mapping the normalizer knows. Sources: vLLM `vllm/v1/metrics/loggers.py`, SGLang
-/// `srt/metrics/collector.py`, TGI `docs/source/reference/metrics.md`, llama.cpp
-/// `tools/server/README.md`, NIM observability docs.
+/// Every mapping the normalizer knows. Sources: vLLM `vllm/v1/metrics/loggers.py` and a live
+/// vLLM 0.32 scrape (`tests/fixtures/vllm_v0_32_real.txt`), SGLang `srt/metrics/collector.py`,
+/// TGI `docs/source/reference/metrics.md`, llama.cpp `tools/server/README.md`, NIM
+/// observability docs.
 pub const ALIASES: &[Alias] = &[
     alias!(Vllm, ENGINE_REQUESTS_RUNNING, ["vllm:num_requests_running"], Sum),
     alias!(Vllm, ENGINE_REQUESTS_WAITING, ["vllm:num_requests_waiting"], Sum),
@@ -57,7 +67,30 @@ pub const ALIASES: &[Alias] = &[
     alias!(Vllm, ENGINE_PROMPT_TOKENS, ["vllm:prompt_tokens_total"], Counter),
     alias!(Vllm, ENGINE_GENERATION_TOKENS, ["vllm:generation_tokens_total"], Counter),
     alias!(Vllm, ENGINE_PREEMPTIONS, ["vllm:num_preemptions_total"], Counter),
-    alias!(Vllm, ENGINE_REQUEST_SUCCESS, ["vllm:request_success_total"], ByFinishReason),
+    alias!(
+        Vllm,
+        ENGINE_REQUESTS_WAITING_BY_REASON,
+        ["vllm:num_requests_waiting_by_reason"],
+        ByLabel("reason")
+    ),
+    alias!(
+        Vllm,
+        ENGINE_REQUEST_SUCCESS,
+        ["vllm:request_success_total"],
+        ByLabel("finished_reason")
+    ),
+    alias!(
+        Vllm,
+        ENGINE_PREFIX_CACHE_QUERIES,
+        ["vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total"],
+        Counter
+    ),
+    alias!(
+        Vllm,
+        ENGINE_PREFIX_CACHE_HITS,
+        ["vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total"],
+        Counter
+    ),
     alias!(Vllm, ENGINE_TTFT, ["vllm:time_to_first_token_seconds"], Histogram),
     alias!(Vllm, ENGINE_E2E, ["vllm:e2e_request_latency_seconds"], Histogram),
     alias!(
@@ -66,13 +99,32 @@ pub const ALIASES: &[Alias] = &[
         ["vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"],
         Histogram
     ),
+    alias!(Vllm, ENGINE_TPOT, ["vllm:request_time_per_output_token_seconds"], Histogram),
+    alias!(Vllm, ENGINE_QUEUE_TIME, ["vllm:request_queue_time_seconds"], Histogram),
+    alias!(Vllm, ENGINE_PREFILL_TIME, ["vllm:request_prefill_time_seconds"], Histogram),
+    alias!(Vllm, ENGINE_DECODE_TIME, ["vllm:request_decode_time_seconds"], Histogram),
+    alias!(Vllm, ENGINE_INFERENCE_TIME, ["vllm:request_inference_time_seconds"], Histogram),
+    alias!(Vllm, ENGINE_PROMPT_LENGTH, ["vllm:request_prompt_tokens"], Histogram),
+    alias!(Vllm, ENGINE_GENERATION_LENGTH, ["vllm:request_generation_tokens"], Histogram),
     alias!(Nim, ENGINE_REQUESTS_RUNNING, ["num_requests_running"], Sum),
     alias!(Nim, ENGINE_REQUESTS_WAITING, ["num_requests_waiting"], Sum),
     alias!(Nim, ENGINE_KV_CACHE_USAGE, ["kv_cache_usage_perc", "gpu_cache_usage_perc"], Mean),
     alias!(Nim, ENGINE_PROMPT_TOKENS, ["prompt_tokens_total"], Counter),
     alias!(Nim, ENGINE_GENERATION_TOKENS, ["generation_tokens_total"], Counter),
     alias!(Nim, ENGINE_PREEMPTIONS, ["num_preemptions_total"], Counter),
-    alias!(Nim, ENGINE_REQUEST_SUCCESS, ["request_success_total"], ByFinishReason),
+    alias!(Nim, ENGINE_REQUEST_SUCCESS, ["request_success_total"], ByLabel("finished_reason")),
+    alias!(
+        Nim,
+        ENGINE_PREFIX_CACHE_QUERIES,
+        ["prefix_cache_queries_total", "gpu_prefix_cache_queries_total"],
+        Counter
+    ),
+    alias!(
+        Nim,
+        ENGINE_PREFIX_CACHE_HITS,
+        ["prefix_cache_hits_total", "gpu_prefix_cache_hits_total"],
+        Counter
+    ),
     alias!(Nim, ENGINE_TTFT, ["time_to_first_token_seconds"], Histogram),
     alias!(Nim, ENGINE_E2E, ["e2e_request_latency_seconds"], Histogram),
     alias!(
@@ -81,6 +133,13 @@ pub const ALIASES: &[Alias] = &[
         ["inter_token_latency_seconds", "time_per_output_token_seconds"],
         Histogram
     ),
+    alias!(Nim, ENGINE_TPOT, ["request_time_per_output_token_seconds"], Histogram),
+    alias!(Nim, ENGINE_QUEUE_TIME, ["request_queue_time_seconds"], Histogram),
+    alias!(Nim, ENGINE_PREFILL_TIME, ["request_prefill_time_seconds"], Histogram),
+    alias!(Nim, ENGINE_DECODE_TIME, ["request_decode_time_seconds"], Histogram),
+    alias!(Nim, ENGINE_INFERENCE_TIME, ["request_inference_time_seconds"], Histogram),
+    alias!(Nim, ENGINE_PROMPT_LENGTH, ["request_prompt_tokens"], Histogram),
+    alias!(Nim, ENGINE_GENERATION_LENGTH, ["request_generation_tokens"], Histogram),
     alias!(Sglang, ENGINE_REQUESTS_RUNNING, ["sglang:num_running_reqs"], Sum),
     alias!(Sglang, ENGINE_REQUESTS_WAITING, ["sglang:num_queue_reqs"], Sum),
     alias!(Sglang, ENGINE_KV_CACHE_USAGE, ["sglang:token_usage"], Mean),
@@ -90,6 +149,10 @@ pub const ALIASES: &[Alias] = &[
     alias!(Sglang, ENGINE_TTFT, ["sglang:time_to_first_token_seconds"], Histogram),
     alias!(Sglang, ENGINE_E2E, ["sglang:e2e_request_latency_seconds"], Histogram),
     alias!(Sglang, ENGINE_ITL, ["sglang:inter_token_latency_seconds"], Histogram),
+    alias!(Sglang, ENGINE_QUEUE_TIME, ["sglang:queue_time_seconds"], Histogram),
+    // Only with `--collect-tokens-histogram`.
+    alias!(Sglang, ENGINE_PROMPT_LENGTH, ["sglang:prompt_tokens_histogram"], Histogram),
+    alias!(Sglang, ENGINE_GENERATION_LENGTH, ["sglang:generation_tokens_histogram"], Histogram),
     // TGI has no TTFT histogram and no model label; its ITL is the per-request mean.
     alias!(Tgi, ENGINE_REQUESTS_RUNNING, ["tgi_batch_current_size"], Sum),
     alias!(Tgi, ENGINE_REQUESTS_WAITING, ["tgi_queue_size"], Sum),
@@ -97,6 +160,11 @@ pub const ALIASES: &[Alias] = &[
     alias!(Tgi, ENGINE_GENERATION_TOKENS, ["tgi_request_generated_tokens"], HistogramSum),
     alias!(Tgi, ENGINE_E2E, ["tgi_request_duration"], Histogram),
     alias!(Tgi, ENGINE_ITL, ["tgi_request_mean_time_per_token_duration"], Histogram),
+    alias!(Tgi, ENGINE_TPOT, ["tgi_request_mean_time_per_token_duration"], Histogram),
+    alias!(Tgi, ENGINE_QUEUE_TIME, ["tgi_request_queue_duration"], Histogram),
+    alias!(Tgi, ENGINE_INFERENCE_TIME, ["tgi_request_inference_duration"], Histogram),
+    alias!(Tgi, ENGINE_PROMPT_LENGTH, ["tgi_request_input_length"], Histogram),
+    alias!(Tgi, ENGINE_GENERATION_LENGTH, ["tgi_request_generated_tokens"], Histogram),
     // llama.cpp has no histograms; kv_cache_usage_ratio exists in older builds only.
     alias!(Llamacpp, ENGINE_REQUESTS_RUNNING, ["llamacpp:requests_processing"], Sum),
     alias!(Llamacpp, ENGINE_REQUESTS_WAITING, ["llamacpp:requests_deferred"], Sum),
@@ -161,8 +229,8 @@ pub struct Hist {
 pub struct Normalized {
     /// (spec, model, value) for gauges and counters.
     pub values: Vec<(&'static MetricSpec, String, f64)>,
-    /// (model, finish reason, count).
-    pub finished: Vec<(String, String, f64)>,
+    /// (spec, model, value of the split label, value) for `Take::ByLabel` metrics.
+    pub labelled: Vec<(&'static MetricSpec, String, String, f64)>,
     pub histograms: Vec<(&'static MetricSpec, String, Hist)>,
     /// Which native name answered for each canonical metric (to log alias use).
     pub matched: Vec<(&'static str, &'static str)>,
@@ -211,14 +279,14 @@ pub fn normalize(kind: EngineKind, families: &[Family], model: &str) -> Normaliz
                     out.values.push((alias.spec, m.to_string(), v));
                 }
             }
-            Take::ByFinishReason => {
+            Take::ByLabel(label) => {
                 let mut per: BTreeMap<(&str, &str), f64> = BTreeMap::new();
                 for s in &family.samples {
-                    let reason = s.label("finished_reason").unwrap_or("unknown");
-                    *per.entry((model_of(&s.labels, model), reason)).or_default() += s.value;
+                    let value = s.label(label).unwrap_or("unknown");
+                    *per.entry((model_of(&s.labels, model), value)).or_default() += s.value;
                 }
-                for ((m, r), v) in per {
-                    out.finished.push((m.to_string(), r.to_string(), v));
+                for ((m, v), total) in per {
+                    out.labelled.push((alias.spec, m.to_string(), v.to_string(), total));
                 }
             }
             Take::Histogram => {

@@ -5,6 +5,8 @@ use super::*;
 use deepwatch_core::expo::Format;
 
 const VLLM: &str = include_str!("../../tests/fixtures/vllm_v0_12.txt");
+/// A live vLLM 0.32 scrape (scripts/real-engine.sh), served as `text/plain; version=1.0.0`.
+const VLLM_032: &str = include_str!("../../tests/fixtures/vllm_v0_32_real.txt");
 const VLLM_OLD: &str = include_str!("../../tests/fixtures/vllm_v0_7_old_names.txt");
 const SGLANG: &str = include_str!("../../tests/fixtures/sglang.txt");
 const TGI: &str = include_str!("../../tests/fixtures/tgi.txt");
@@ -16,7 +18,7 @@ fn engine(name: &str, kind: EngineKind) -> EngineConfig {
         name: name.into(),
         url: "http://127.0.0.1:9/metrics".into(),
         kind,
-        stall_after_secs: 60,
+        stall_after: std::time::Duration::from_secs(60),
         ..EngineConfig::default()
     }
 }
@@ -71,6 +73,77 @@ async fn vllm_is_detected_and_normalized_summing_data_parallel_ranks() {
     has(&t, &format!("deepwatch_engine_e2e_request_latency_seconds_sum{{{l}}} 17923.5"));
 }
 
+/// Sum of every sample named `name` in a payload.
+fn native_sum(families: &[Family], name: &str) -> f64 {
+    families.iter().flat_map(|f| &f.samples).filter(|s| s.name == name).map(|s| s.value).sum()
+}
+
+#[tokio::test]
+async fn a_live_vllm_0_32_scrape_parses_cleanly_and_every_mapped_family_keeps_its_totals() {
+    let c = collector(&[engine("v", EngineKind::Auto)]);
+    let w = &c.watches()[0];
+    let content_type = "text/plain; version=1.0.0; charset=utf-8";
+    w.ingest(Ok((VLLM_032.to_string(), Some(content_type.into()))), Instant::now());
+    assert!(w.is_up());
+    assert_eq!(w.last_error(), None, "vLLM 0.32's payload must parse without a skipped line");
+    let families = promtext::parse(VLLM_032, Dialect::from_content_type(Some(content_type)))
+        .expect("strict parse");
+    let n = normalize::normalize(EngineKind::Vllm, &families, "");
+    // Every vLLM row of the alias table finds its family in 0.32 (old-only names aside).
+    for alias in normalize::ALIASES.iter().filter(|a| a.kind == EngineKind::Vllm) {
+        let matched = n.matched.iter().find(|(canonical, _)| *canonical == alias.spec.name);
+        assert_eq!(matched.map(|m| m.1), Some(alias.names[0]), "{} unmatched", alias.spec.name);
+    }
+    let t = render(&c, Format::Text004);
+    let l = "engine=\"v\",engine_kind=\"vllm\",model=\"deepseek-tiny\"";
+    // Histograms: the normalized count and sum are the engine's own.
+    for alias in normalize::ALIASES.iter().filter(|a| a.kind == EngineKind::Vllm) {
+        if alias.take != normalize::Take::Histogram {
+            continue;
+        }
+        let count = native_sum(&families, &format!("{}_count", alias.names[0]));
+        assert!(count > 0.0, "{} observed nothing in the capture", alias.names[0]);
+        has(&t, &format!("{}_count{{{l}}} {count}", alias.spec.name));
+        let sum = native_sum(&families, &format!("{}_sum", alias.names[0]));
+        let line = t
+            .lines()
+            .find(|x| x.starts_with(&format!("{}_sum{{{l}}} ", alias.spec.name)))
+            .unwrap_or_else(|| panic!("no {}_sum", alias.spec.name));
+        let got: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((got - sum).abs() < 1e-9 * sum.max(1.0), "{line} vs {sum}");
+    }
+    for (alias, native) in [
+        (&cat::ENGINE_PROMPT_TOKENS, "vllm:prompt_tokens_total"),
+        (&cat::ENGINE_GENERATION_TOKENS, "vllm:generation_tokens_total"),
+        (&cat::ENGINE_PREFIX_CACHE_QUERIES, "vllm:prefix_cache_queries_total"),
+        (&cat::ENGINE_PREFIX_CACHE_HITS, "vllm:prefix_cache_hits_total"),
+        (&cat::ENGINE_PREEMPTIONS, "vllm:num_preemptions_total"),
+    ] {
+        has(&t, &format!("{}{{{l}}} {}", alias.name, native_sum(&families, native)));
+    }
+    // Finish reasons and waiting reasons keep vLLM's label values.
+    for reason in ["stop", "length", "abort", "error", "repetition"] {
+        assert!(
+            t.contains(&format!(
+                "deepwatch_engine_requests_finished_total{{{l},finish_reason=\"{reason}\"}}"
+            )),
+            "finish reason {reason} missing\n{t}"
+        );
+    }
+    has(
+        &t,
+        &format!("deepwatch_engine_requests_finished_total{{{l},finish_reason=\"length\"}} 20"),
+    );
+    for reason in ["capacity", "deferred"] {
+        has(
+            &t,
+            &format!("deepwatch_engine_requests_waiting_by_reason{{{l},reason=\"{reason}\"}} 0"),
+        );
+    }
+    // vLLM's per-request length buckets follow max_model_len (512): 1, 2, 5, ..., 500.
+    has(&t, &format!("deepwatch_engine_request_prompt_tokens_bucket{{{l},le=\"500\"}} 21"));
+}
+
 #[tokio::test]
 async fn old_vllm_names_map_through_the_alias_table_to_the_same_metrics() {
     let c = collector(&[engine("old", EngineKind::Vllm)]);
@@ -117,6 +190,9 @@ async fn sglang_tgi_and_llamacpp_fixtures_normalize() {
         &format!("deepwatch_engine_e2e_request_latency_seconds_bucket{{{g},le=\"0.00015\"}} 71"),
     );
     assert!(!t.contains(&format!("deepwatch_engine_time_to_first_token_seconds_count{{{g}}}")));
+    // TGI's queue and token-length histograms feed the same panels as vLLM's.
+    has(&t, &format!("deepwatch_engine_request_queue_time_seconds_count{{{g}}} 1500"));
+    has(&t, &format!("deepwatch_engine_request_prompt_tokens_count{{{g}}} 1500"));
     let l = "engine=\"l\",engine_kind=\"llamacpp\",model=\"\"";
     has(&t, &format!("deepwatch_engine_requests_running{{{l}}} 2"));
     has(&t, &format!("deepwatch_engine_requests_waiting{{{l}}} 1"));

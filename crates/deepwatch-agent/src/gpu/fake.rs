@@ -128,3 +128,88 @@ impl GpuSource for FakeGpus {
         Ok(())
     }
 }
+
+/// Fake GPUs driven from outside the process: `n` healthy GPUs whose readings a JSON file
+/// overrides, read again at every scrape (`{"0": {"memory_used_bytes": 7.6e10}}`; the keys of
+/// each GPU are `memory_used_bytes` and `utilization_gpu_percent`). `deepwatch agent
+/// --fake-gpus N --fake-gpu-script FILE` runs on it, so a game day can leak GPU memory in a
+/// live agent. A missing file means no override; an unreadable one is logged and ignored.
+pub struct ScriptedGpus {
+    inner: Arc<FakeGpus>,
+    script: std::path::PathBuf,
+}
+
+impl ScriptedGpus {
+    pub fn new(n: u32, script: std::path::PathBuf) -> Arc<ScriptedGpus> {
+        Arc::new(ScriptedGpus { inner: FakeGpus::healthy(n), script })
+    }
+
+    fn overrides(&self, index: u32) -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(&self.script).ok()?;
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(doc) => doc.get(index.to_string()).cloned(),
+            Err(e) => {
+                tracing::warn!(file = %self.script.display(), error = %e, "fake gpu script unreadable");
+                None
+            }
+        }
+    }
+}
+
+impl GpuSource for ScriptedGpus {
+    fn driver(&self) -> Result<DriverInfo, GpuError> {
+        self.inner.driver()
+    }
+
+    fn device_count(&self) -> Result<u32, GpuError> {
+        self.inner.device_count()
+    }
+
+    fn identity(&self, index: u32) -> Result<GpuIdentity, GpuError> {
+        self.inner.identity(index)
+    }
+
+    fn read(&self, index: u32, with_processes: bool) -> Result<GpuReading, GpuError> {
+        let mut r = self.inner.read(index, with_processes)?;
+        let Some(o) = self.overrides(index) else { return Ok(r) };
+        if let Some(used) = o["memory_used_bytes"].as_f64() {
+            let total = r.memory_total_bytes.unwrap_or(used);
+            r.memory_used_bytes = Some(used);
+            r.memory_free_bytes = Some((total - used).max(0.0));
+            for p in &mut r.processes {
+                p.used_bytes = used;
+            }
+        }
+        if let Some(util) = o["utilization_gpu_percent"].as_f64() {
+            r.utilization_gpu_percent = Some(util);
+        }
+        Ok(r)
+    }
+
+    fn watch_xid(&self, handler: XidHandler, stop: Arc<AtomicBool>) -> Result<(), GpuError> {
+        self.inner.watch_xid(handler, stop)
+    }
+}
+
+#[cfg(test)]
+mod scripted_tests {
+    use super::*;
+
+    #[test]
+    fn a_script_file_overrides_memory_at_every_read() {
+        let dir = std::env::temp_dir().join(format!("dw-scripted-gpus-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("gpus.json");
+        let gpus = ScriptedGpus::new(2, script.clone());
+        let before = gpus.read(0, true).unwrap();
+        assert_eq!(before.memory_used_bytes, Some(70e9), "no file: the healthy reading");
+        std::fs::write(&script, r#"{"0": {"memory_used_bytes": 7.9e10}}"#).unwrap();
+        let r = gpus.read(0, true).unwrap();
+        assert_eq!(r.memory_used_bytes, Some(7.9e10));
+        assert_eq!(r.memory_free_bytes, Some(80e9 - 7.9e10));
+        assert_eq!(gpus.read(1, true).unwrap().memory_used_bytes, Some(70e9), "gpu 1 untouched");
+        std::fs::write(&script, "not json").unwrap();
+        assert_eq!(gpus.read(0, true).unwrap().memory_used_bytes, Some(70e9));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -218,7 +218,7 @@ impl LogsCollector {
         let mut tails = Vec::new();
         for c in configs {
             let tail = Arc::new(LogTail::new(c, metrics.clone())?);
-            tails.push((tail, Duration::from_millis(c.poll_interval_ms.max(1))));
+            tails.push((tail, c.poll_interval.max(Duration::from_millis(1))));
         }
         Ok(LogsCollector { tails, metrics })
     }

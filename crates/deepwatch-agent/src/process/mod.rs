@@ -48,18 +48,40 @@ pub trait ProcSource: Send + Sync {
     }
 }
 
-/// Reads /proc.
+/// Reads procfs under `root`: /proc, or the host's /proc mounted into a container.
 pub struct ProcFs {
+    root: PathBuf,
     page_size: f64,
     ticks_per_second: f64,
 }
 
 impl Default for ProcFs {
     fn default() -> Self {
+        ProcFs::with_root(PathBuf::from("/proc"))
+    }
+}
+
+impl ProcFs {
+    pub fn with_root(root: PathBuf) -> Self {
         ProcFs {
+            root,
             page_size: procfs::page_size() as f64,
             ticks_per_second: procfs::ticks_per_second() as f64,
         }
+    }
+
+    fn process(&self, pid: i32) -> Option<procfs::process::Process> {
+        procfs::process::Process::new_with_root(self.root.join(pid.to_string())).ok()
+    }
+
+    fn scan(&self, mut keep: impl FnMut(&procfs::process::Process) -> bool) -> Vec<i32> {
+        let Ok(all) = procfs::process::all_processes_with_root(&self.root) else {
+            return Vec::new();
+        };
+        let mut pids: Vec<i32> =
+            all.filter_map(Result::ok).filter(|p| keep(p)).map(|p| p.pid).collect();
+        pids.sort_unstable();
+        pids
     }
 }
 
@@ -75,16 +97,16 @@ impl ProcSource for ProcFs {
             Selector::PidFile(path) => std::fs::read_to_string(path)
                 .ok()
                 .and_then(|t| t.trim().parse::<i32>().ok())
-                .filter(|pid| procfs::process::Process::new(*pid).is_ok())
+                .filter(|pid| self.process(*pid).is_some())
                 .into_iter()
                 .collect(),
-            Selector::ExactName(name) => scan(|p| {
-                std::fs::read_to_string(format!("/proc/{}/comm", p.pid))
+            Selector::ExactName(name) => self.scan(|p| {
+                std::fs::read_to_string(self.root.join(p.pid.to_string()).join("comm"))
                     .is_ok_and(|c| comm_matches(c.trim_end_matches('\n'), name))
             }),
             Selector::Cmdline(re) => {
                 let me = std::process::id() as i32;
-                scan(|p| {
+                self.scan(|p| {
                     // The agent's own command line may contain the pattern (its config path).
                     p.pid != me && p.cmdline().is_ok_and(|args| re.is_match(&args.join(" ")))
                 })
@@ -93,9 +115,11 @@ impl ProcSource for ProcFs {
     }
 
     fn stats(&self, pid: i32) -> Option<ProcStats> {
-        let p = procfs::process::Process::new(pid).ok()?;
+        let p = self.process(pid)?;
         let stat = p.stat().ok()?;
-        let open_fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok().map(|d| d.count() as f64);
+        let open_fds = std::fs::read_dir(self.root.join(pid.to_string()).join("fd"))
+            .ok()
+            .map(|d| d.count() as f64);
         Some(ProcStats {
             rss_bytes: stat.rss as f64 * self.page_size,
             cpu_seconds: (stat.utime + stat.stime) as f64 / self.ticks_per_second,
@@ -106,18 +130,10 @@ impl ProcSource for ProcFs {
 
     fn rss_bytes(&self, pid: i32) -> Option<f64> {
         // statm's second field is resident pages.
-        let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+        let statm = std::fs::read_to_string(self.root.join(pid.to_string()).join("statm")).ok()?;
         let pages: f64 = statm.split_ascii_whitespace().nth(1)?.parse().ok()?;
         Some(pages * self.page_size)
     }
-}
-
-fn scan(mut keep: impl FnMut(&procfs::process::Process) -> bool) -> Vec<i32> {
-    let Ok(all) = procfs::process::all_processes() else { return Vec::new() };
-    let mut pids: Vec<i32> =
-        all.filter_map(Result::ok).filter(|p| keep(p)).map(|p| p.pid).collect();
-    pids.sort_unstable();
-    pids
 }
 
 struct Target {
@@ -165,8 +181,8 @@ impl ProcessCollector {
                 })
                 .collect(),
             source,
-            window_secs: config.growth_window_secs as f64,
-            sample_interval: Duration::from_millis(config.sample_interval_ms.max(1)),
+            window_secs: config.growth_window.as_secs_f64(),
+            sample_interval: config.sample_interval.max(Duration::from_millis(1)),
             started: tokio::time::Instant::now(),
         }
     }

@@ -127,3 +127,45 @@ async fn a_vanished_process_is_dropped_and_matched_goes_to_zero() {
     assert!(text.contains("deepwatch_process_matched{process=\"engine\"} 0"), "{text}");
     assert!(!text.contains("deepwatch_process_resident_memory_bytes{"), "{text}");
 }
+
+/// `agent.procfs_root`: a container reads the host's processes under a mounted /proc. A fake
+/// root holding one process that does not exist here must be found and read from there.
+#[test]
+fn procfs_root_is_where_processes_are_read() {
+    let root = tempfile::tempdir().unwrap();
+    let fake_pid = 1_999_999_999;
+    let dir = root.path().join(fake_pid.to_string());
+    std::fs::create_dir_all(dir.join("fd")).unwrap();
+    for fd in ["0", "1", "2"] {
+        std::fs::write(dir.join("fd").join(fd), "").unwrap();
+    }
+    // This process's stat with the pid and name swapped: 52 real fields procfs can parse.
+    let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after_comm = &own[own.rfind(')').unwrap() + 1..];
+    let stat = format!("{fake_pid} (fake-engine){after_comm}");
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // After "(comm)": state is field 3, num_threads field 20, rss field 24 (1-based, man proc).
+    let threads: f64 = fields[20 - 3].parse().unwrap();
+    let rss_pages: f64 = fields[24 - 3].parse().unwrap();
+    std::fs::write(dir.join("stat"), stat).unwrap();
+    std::fs::write(dir.join("comm"), "fake-engine\n").unwrap();
+    std::fs::write(dir.join("cmdline"), "fake-engine\0--port\08000\0").unwrap();
+    std::fs::write(dir.join("statm"), "100 25 0 0 0 0 0\n").unwrap();
+
+    let host = ProcFs::with_root(root.path().to_path_buf());
+    let by_name = Selector::ExactName("fake-engine".into());
+    assert_eq!(host.resolve(&by_name), vec![fake_pid]);
+    assert_eq!(
+        host.resolve(&Selector::Cmdline(Regex::new("--port 8000").unwrap())),
+        vec![fake_pid]
+    );
+    let stats = host.stats(fake_pid).expect("stats from the fake root");
+    let page = procfs::page_size() as f64;
+    assert_eq!(stats.rss_bytes, rss_pages * page);
+    assert_eq!(stats.threads, threads);
+    assert_eq!(stats.open_fds, Some(3.0));
+    assert_eq!(host.rss_bytes(fake_pid), Some(25.0 * page));
+    // The machine's own /proc knows no such process.
+    assert!(ProcFs::default().resolve(&by_name).is_empty());
+    assert!(ProcFs::default().stats(fake_pid).is_none());
+}

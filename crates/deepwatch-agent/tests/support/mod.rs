@@ -1,6 +1,5 @@
 //! Shared by the agent's integration tests: a fixture engine (an HTTP server speaking the
 //! engines' real exposition text) and an agent started on a free port.
-#![allow(dead_code)]
 
 use axum::routing::get;
 use axum::Router;

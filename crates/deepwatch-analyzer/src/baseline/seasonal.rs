@@ -14,6 +14,7 @@
 use super::rolling::{median, rolling_mad, rolling_median, weighted_median};
 use super::{Band, Baseline, Expectation, Grid, MAD_TO_SIGMA};
 use deepwatch_core::config::analyzer::BaselineConfig;
+use std::time::Duration;
 
 /// Seasonal-offset median with MAD bands.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,11 +35,11 @@ pub struct SeasonalMedian {
 impl SeasonalMedian {
     pub fn from_config(config: &BaselineConfig, min_band: f64) -> SeasonalMedian {
         SeasonalMedian {
-            periods_secs: config.periods_secs.iter().map(|p| *p as f64).collect(),
+            periods_secs: config.periods.iter().map(Duration::as_secs_f64).collect(),
             max_cycles: config.max_cycles as usize,
             window_points: config.window_points as usize,
-            level_window_secs: config.level_window_secs as f64,
-            level_gap_secs: config.level_gap_secs as f64,
+            level_window_secs: config.level_window.as_secs_f64(),
+            level_gap_secs: config.level_gap.as_secs_f64(),
             band_width: config.band_width,
             min_points: config.min_points as usize,
             relative_floor: config.relative_floor,

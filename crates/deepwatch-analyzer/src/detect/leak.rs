@@ -27,7 +27,47 @@ pub struct Trend {
     pub halves: (f64, f64),
     /// Robust standard deviation of point-to-point noise.
     pub noise: f64,
+    /// Squared error of the best single step (two flat segments) over that of the least-squares
+    /// line: above 1 the window is a ramp, below 1 a step explains it better.
+    pub ramp_over_step: f64,
     pub points: usize,
+}
+
+/// Squared error of the best fit of `values` by two constant segments, over that of the
+/// least-squares line through `points`. An allocation step that noise hides from the jump
+/// removal still fits a step far better than a line; a leak (a ramp, or growth in many blocks)
+/// fits a line better.
+pub fn ramp_over_step(points: &[(f64, f64)]) -> f64 {
+    let n = points.len();
+    if n < 4 {
+        return 1.0;
+    }
+    let nf = n as f64;
+    let mean_t = points.iter().map(|p| p.0).sum::<f64>() / nf;
+    let mean_v = points.iter().map(|p| p.1).sum::<f64>() / nf;
+    let (mut stt, mut stv, mut svv) = (0.0, 0.0, 0.0);
+    for (t, v) in points {
+        stt += (t - mean_t) * (t - mean_t);
+        stv += (t - mean_t) * (v - mean_v);
+        svv += (v - mean_v) * (v - mean_v);
+    }
+    let line_sse = if stt > 0.0 { svv - stv * stv / stt } else { svv };
+    // Best split: total SSE minus the between-segment sum of squares, maximised over splits.
+    let mut left_sum = 0.0;
+    let mut best_between: f64 = 0.0;
+    for (k, p) in points[..n - 1].iter().enumerate() {
+        left_sum += p.1 - mean_v;
+        let left_n = (k + 1) as f64;
+        let right_n = nf - left_n;
+        // Between-segment sum of squares of a split after point k (deviations sum to zero).
+        let between = left_sum * left_sum * (1.0 / left_n + 1.0 / right_n);
+        best_between = best_between.max(between);
+    }
+    let step_sse = svv - best_between;
+    if line_sse <= 0.0 {
+        return if step_sse <= 0.0 { 1.0 } else { f64::INFINITY };
+    }
+    step_sse / line_sse
 }
 
 /// Theil-Sen slope of `(t, v)` points; `None` for fewer than two distinct times.
@@ -107,7 +147,14 @@ pub fn trend(points: &[(f64, f64)]) -> Option<Trend> {
     let center = median(&diffs).unwrap_or(0.0);
     let noise = MAD_TO_SIGMA * crate::baseline::mad(&diffs, center).unwrap_or(0.0)
         / std::f64::consts::SQRT_2;
-    Some(Trend { slope, mk_z: mann_kendall_z(&values), halves, noise, points: present.len() })
+    Some(Trend {
+        slope,
+        mk_z: mann_kendall_z(&values),
+        halves,
+        noise,
+        ramp_over_step: ramp_over_step(&present),
+        points: present.len(),
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -127,7 +174,7 @@ pub struct LeakDetector {
 impl LeakDetector {
     pub fn from_config(config: &LeakConfig) -> LeakDetector {
         LeakDetector::new(
-            config.window_secs as f64,
+            config.window.as_secs_f64(),
             config.min_slope_mb_per_min * 1e6 / 60.0,
             config.min_trend_z,
         )
@@ -192,7 +239,9 @@ impl Detector<PointContext<'_>> for LeakDetector {
         let rate = if self.min_slope > 0.0 { t.slope / self.min_slope } else { f64::INFINITY };
         let above_noise = if t.noise > 0.0 { growth / (3.0 * t.noise) } else { f64::INFINITY };
         let steady = if t.slope > 0.0 { t.halves.0.min(t.halves.1) / (0.4 * t.slope) } else { 0.0 };
-        let strength = significance.min(rate).min(above_noise).min(steady);
+        // A step that stays (a cache, a bigger batch) is not a leak however it tilts the line.
+        let ramp = t.ramp_over_step;
+        let strength = significance.min(rate).min(above_noise).min(steady).min(ramp);
         let tte = self.last_time_to_exhaustion;
         Verdict::from_score(squash(strength, 1.0, 0.25), || {
             let per_min = t.slope * 60.0;
@@ -274,6 +323,24 @@ mod tests {
             (0..120).map(|i| 8e9 + 3e8 * (i / 10) as f64 + 20e6 * noise(i)).collect();
         let v = last_verdict(chunks, &mut d);
         assert!(v.is_anomalous(), "a block every ten minutes is a leak: {v:?}");
+    }
+
+    #[test]
+    fn a_step_hidden_in_noise_is_not_a_leak_but_a_ramp_of_the_same_height_is() {
+        // 100 MB noise hides a 400 MB step from the jump removal (6 sigma of the differences is
+        // 850 MB); the step still fits two flat segments better than a line.
+        let noisy = |i: usize| 100e6 * (noise(i) + noise(i + 1000) + noise(i + 2000));
+        let step: Vec<f64> =
+            (0..60).map(|i| 8e9 + if i >= 35 { 4e8 } else { 0.0 } + noisy(i)).collect();
+        let t =
+            trend(&step.iter().enumerate().map(|(i, v)| (i as f64 * 60.0, *v)).collect::<Vec<_>>())
+                .unwrap();
+        assert!(t.ramp_over_step < 1.0, "{t:?}");
+        let mut d = LeakDetector::new(3600.0, 1e6 / 60.0, 4.0);
+        assert!(!last_verdict(step, &mut d).is_anomalous());
+        let ramp: Vec<f64> = (0..60).map(|i| 8e9 + 4e8 * i as f64 / 59.0 + noisy(i)).collect();
+        let v = last_verdict(ramp, &mut d);
+        assert!(v.is_anomalous(), "{v:?}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Runs a baseline and a set of series detectors over a grid, point by point in time order, so
 //! the online analyzer and offline scoring judge a series through the very same code. The
 //! combined score of a point is the highest score of its detectors; `None` while all of them
-//! are warming up.
+//! are warming up. When no detector judges against the seasonal baseline (the default
+//! `surprise` detector keeps its own per-point state), the baseline is not fitted at all and
+//! the band comes from the detectors: each tick costs only its new points.
 
 use super::{Detector, PointContext, Verdict};
 use crate::baseline::{Baseline, Expectation, Grid, Prepared, SeasonalMedian};
@@ -44,6 +46,10 @@ impl SeriesScorer {
 
     /// Points of history the baseline and the detectors can use; older points may be dropped.
     pub fn history_points(&self, step: f64, leak_window_secs: f64) -> usize {
+        let own = self.detectors.iter().map(|d| d.history_points()).max().unwrap_or(0);
+        if !self.uses_baseline() {
+            return own.max((leak_window_secs / step).ceil() as usize) + 2;
+        }
         let b = &self.baseline;
         let longest = b.periods_secs.last().copied().unwrap_or(0.0) * b.max_cycles as f64;
         let level = b.level_window_secs + b.level_gap_secs;
@@ -51,9 +57,15 @@ impl SeriesScorer {
         (secs / step).ceil() as usize + b.window_points + b.min_points + 2
     }
 
+    /// Whether any detector judges against the seasonal baseline.
+    pub fn uses_baseline(&self) -> bool {
+        self.detectors.iter().any(|d| d.uses_baseline())
+    }
+
     /// Judges points `from..grid.len()` (present values only), in order.
     pub fn score_from(&mut self, grid: &Grid, from: usize) -> Vec<SeriesVerdict> {
-        let prepared = self.baseline.prepare(grid);
+        let prepared =
+            if self.uses_baseline() { self.baseline.prepare(grid) } else { Prepared::default() };
         self.score_prepared(grid, &prepared, from)
     }
 
@@ -65,14 +77,25 @@ impl SeriesScorer {
         from: usize,
     ) -> Vec<SeriesVerdict> {
         let mut out = Vec::with_capacity(grid.len().saturating_sub(from));
+        let seasonal = self.uses_baseline();
         for index in from..grid.len() {
             let value = grid.values[index];
             if value.is_nan() {
                 continue;
             }
-            let expectation = self.baseline.expect(grid, prepared, index);
+            let mut expectation = if seasonal {
+                self.baseline.expect(grid, prepared, index)
+            } else {
+                Expectation::WarmingUp { needed: 1 }
+            };
             let ctx = PointContext { grid, index, expectation: &expectation };
-            let verdicts = self.detectors.iter_mut().map(|d| (d.name(), d.check(&ctx))).collect();
+            let verdicts: Vec<_> =
+                self.detectors.iter_mut().map(|d| (d.name(), d.check(&ctx))).collect();
+            if !seasonal {
+                if let Some(band) = self.detectors.iter().find_map(|d| d.band()) {
+                    expectation = Expectation::Band(band);
+                }
+            }
             out.push(SeriesVerdict {
                 index,
                 time: grid.time_of(index),

@@ -240,7 +240,7 @@ mod tests {
             language,
             utc_offset_secs: 8 * 3600,
             max_alerts: 10,
-            report_base: Some("http://analyzer:9466/reports/alert".into()),
+            report_base: Some("http://analyzer:9466/incidents/alert".into()),
         }
     }
 
@@ -254,7 +254,9 @@ mod tests {
         assert!(m.markdown.contains("> 0 of 2 upstreams up"));
         assert!(m.markdown.contains("- Labels: `pool=primary`"));
         assert!(m.markdown.contains("- Started: 2026-11-23 14:40:00 +08:00"), "{}", m.markdown);
-        assert!(m.markdown.contains("[Root-cause report](http://analyzer:9466/reports/alert/f1)"));
+        assert!(m
+            .markdown
+            .contains("[Root-cause report](http://analyzer:9466/incidents/alert/f1)"));
         assert!(m.markdown.contains("**2. DeepwatchModelUnavailable** (RESOLVED · critical)"));
         assert!(m.markdown.contains("- Resolved: 2026-11-23 14:30:00 +08:00"));
         assert!(m.text.starts_with("[FIRING:1] DeepwatchModelUnavailable\n"), "{}", m.text);

@@ -2,16 +2,17 @@
 //! for each gateway symptom (latency, errors), a Mann-Whitney U test between the pools'
 //! per-step values says whether one pool is worse, and by how much.
 
+use super::candidates::Role;
 use super::rank::{search_start, RankedCandidate};
-use super::source::{CandidateSeries, Role};
+use super::source::CandidateSeries;
 use crate::baseline::median;
 use deepwatch_core::config::analyzer::RcaConfig;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 use std::collections::BTreeMap;
 
 /// One pool against another on one metric.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolComparison {
     pub model: String,
     pub metric: String,
@@ -68,8 +69,8 @@ pub fn compare_pools(
     at: f64,
     config: &RcaConfig,
 ) -> Vec<PoolComparison> {
-    let from = search_start(at, config);
-    let to = at + config.after_secs as f64;
+    let from = search_start(series, at, config);
+    let to = at + config.after.as_secs_f64();
     // (metric, model) -> pool -> values in the incident window
     let mut groups: BTreeMap<(String, String), BTreeMap<String, Vec<f64>>> = BTreeMap::new();
     for s in series.iter().filter(|s| s.role == Role::Symptom) {

@@ -7,7 +7,8 @@
 //! the seed, and unrelated changes (a deploy step, a cache step in another process, error
 //! blips) are sprinkled in as distractors.
 
-use super::source::{CandidateSeries, Event, MemorySource, Role};
+use super::candidates::Role;
+use super::source::{CandidateSeries, Event, MemorySource};
 use super::RankedCandidate;
 use crate::prom::Labels;
 use rand::rngs::StdRng;
@@ -134,8 +135,9 @@ pub fn generate(fault: Fault, seed: u64) -> Scenario {
     let mut series: Vec<CandidateSeries> = Vec::new();
     // Candidates read through `rate(...[1m])` are smoothed over four points here too.
     let mut push = |name: &str, role: Role, labels: Labels, values: Vec<f64>| {
-        let query = super::candidates::builtin().into_iter().find(|q| q.name == name);
+        let query = super::candidates::builtin(60).into_iter().find(|q| q.name == name);
         let smoothing_secs = query.as_ref().map_or(0.0, |q| q.smoothing_secs);
+        let absent_is_zero = query.as_ref().is_some_and(|q| q.absent_is_zero);
         let values = if smoothing_secs > 0.0 { smooth(&values, 4) } else { values };
         series.push(CandidateSeries {
             name: name.to_string(),
@@ -144,6 +146,7 @@ pub fn generate(fault: Fault, seed: u64) -> Scenario {
             labels,
             points: times.iter().copied().zip(values).collect(),
             smoothing_secs,
+            absent_is_zero,
         });
     };
 

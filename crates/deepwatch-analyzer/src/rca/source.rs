@@ -2,28 +2,13 @@
 //! events (deploys, rollouts, config reloads). `PromSource` runs the candidate queries against
 //! Prometheus; `MemorySource` serves prepared series (injected-fault scenarios, tests).
 
-use super::candidates::{builtin, CandidateQuery};
+pub use super::candidates::Role;
+use super::candidates::{builtin, extra, CandidateQuery};
 use super::RcaError;
 use crate::prom::{Labels, PromClient, PromError};
 use deepwatch_core::catalog::gateway;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
-
-/// What part a candidate plays in an incident, for the ranking and the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Traffic arriving: changes here explain changes downstream.
-    Input,
-    /// GPUs, memory, processes.
-    Resource,
-    /// One engine or upstream (its latency, errors, queue, cache).
-    Component,
-    /// What users see through the gateway: usually what the alert already says.
-    Symptom,
-    /// Log-pattern counters.
-    Log,
-}
 
 /// One candidate series with its points in the analysed range.
 #[derive(Debug, Clone)]
@@ -38,10 +23,12 @@ pub struct CandidateSeries {
     /// Window a `rate()` in its query smooths over (0 for plain gauges), for reports and for
     /// scenarios that emulate it.
     pub smoothing_secs: f64,
+    /// A missing point means zero (counters that appear with their first event).
+    pub absent_is_zero: bool,
 }
 
 /// A change event: a deploy step, rollback, promote, failover, config reload.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub time: f64,
     /// The event kind (`start`, `step`, `rollback`, `promote`, `config_reload`, ...).
@@ -76,19 +63,16 @@ pub struct PromSource {
 }
 
 impl PromSource {
-    /// The built-in candidates plus `extra` PromQL queries (role component).
-    pub fn new(prom: PromClient, extra: Vec<String>) -> PromSource {
-        let mut queries = builtin();
-        for (i, q) in extra.into_iter().enumerate() {
-            let smoothing_secs = if q.contains("rate(") { 60.0 } else { 0.0 };
-            queries.push(CandidateQuery {
-                name: format!("extra_{i}"),
-                query: q,
-                role: Role::Component,
-                smoothing_secs,
-            });
-        }
-        PromSource { prom, queries }
+    /// The built-in candidates (their `rate()` over `window_secs`) plus `extra_queries` (role
+    /// component); fails, naming it, on an extra query that does not parse.
+    pub fn new(
+        prom: PromClient,
+        rate_window: std::time::Duration,
+        extra_queries: &[String],
+    ) -> Result<PromSource, String> {
+        let mut queries = builtin(rate_window.as_secs());
+        queries.extend(extra(extra_queries)?);
+        Ok(PromSource { prom, queries })
     }
 }
 
@@ -108,6 +92,7 @@ impl DataSource for PromSource {
                     query: q.query.clone(),
                     role: q.role,
                     smoothing_secs: q.smoothing_secs,
+                    absent_is_zero: q.absent_is_zero,
                     labels: s.labels,
                     points: s.points.into_iter().filter(|p| p.1.is_finite()).collect(),
                 })),

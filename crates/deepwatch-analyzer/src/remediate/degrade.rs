@@ -2,8 +2,8 @@
 //! (`PUT /admin/degrade`): cap max_tokens and rate-limit low-priority tenants. Undone with
 //! `DELETE /admin/degrade` when the alert resolves and the policy says so.
 
-use super::admin::{DegradeState, GatewayAdmin, RateLimit};
 use super::{Action, ActionContext, ActionError, Deps, Plan, PlanError};
+use deepwatch_core::api::admin::{DegradeState, GatewayAdmin, RateLimit};
 use deepwatch_core::config::remediation::{ActionConfig, ActionKind};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;

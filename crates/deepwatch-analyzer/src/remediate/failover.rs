@@ -2,8 +2,8 @@
 //! (`POST /admin/failover`); undone with `DELETE /admin/failover` when the alert resolves and
 //! the policy says so.
 
-use super::admin::GatewayAdmin;
 use super::{Action, ActionContext, ActionError, Deps, Plan, PlanError};
+use deepwatch_core::api::admin::GatewayAdmin;
 use deepwatch_core::config::remediation::{ActionConfig, ActionKind};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;

@@ -24,7 +24,7 @@ impl RestartHook {
         if command.first().is_none_or(|p| p.trim().is_empty()) {
             return Err("needs a command".into());
         }
-        let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(60));
+        let timeout = config.timeout.unwrap_or(Duration::from_secs(60));
         Ok(RestartHook { name: config.name.clone(), command, timeout })
     }
 
@@ -125,7 +125,7 @@ mod tests {
             name: "h".into(),
             kind: ActionKind::RestartHook,
             command: Some(command.iter().map(|s| s.to_string()).collect()),
-            timeout_secs: Some(timeout_secs),
+            timeout: Some(Duration::from_secs(timeout_secs)),
             ..ActionConfig::default()
         })
         .unwrap()

@@ -2,8 +2,8 @@
 //! gateway already rolls back on its own analysis; this covers alerts it cannot see (probe
 //! accuracy, drift, anything Prometheus judges).
 
-use super::admin::GatewayAdmin;
 use super::{Action, ActionContext, ActionError, Deps, Plan, PlanError};
+use deepwatch_core::api::admin::{GatewayAdmin, RolloutStatus};
 use deepwatch_core::config::remediation::{ActionConfig, ActionKind};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -22,7 +22,7 @@ impl Rollback {
 
     async fn plan_inner(&self, ctx: &ActionContext) -> Result<Plan, PlanError> {
         let doc = self.admin.rollouts().await.map_err(ActionError::from)?;
-        let Some(rollout) = doc.current.filter(|r| r.status == "running") else {
+        let Some(rollout) = doc.current.filter(|r| r.status == RolloutStatus::Running) else {
             return Err(PlanError::Precondition("no rollout is running".to_string()));
         };
         // An alert naming a pool must be about this rollout's canary.

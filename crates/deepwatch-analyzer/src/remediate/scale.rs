@@ -4,9 +4,9 @@
 //! cluster. How many replicas to add follows `scaling.rs` when a load query measures load per
 //! replica, otherwise `step` per run; never beyond `max_replicas`.
 
-use super::admin::GatewayAdmin;
 use super::scaling::ScalingRules;
 use super::{Action, ActionContext, ActionError, Deps, LoadSource, Plan, PlanError};
+use deepwatch_core::api::admin::GatewayAdmin;
 use deepwatch_core::config::remediation::{ActionConfig, ActionKind, ScaleTarget};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;

@@ -8,7 +8,7 @@ use crate::remediate::Remediator;
 use crate::webhook::{AlertStatus, Job, Receiver};
 use deepwatch_core::catalog::analyzer::RCA_REPORTS;
 use deepwatch_core::clock::SharedClock;
-use deepwatch_core::config::analyzer::RcaConfig;
+use deepwatch_core::config::analyzer::{BaselineConfig, RcaConfig};
 use deepwatch_core::metrics::CounterVec;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,8 @@ use tracing::{error, info, warn};
 pub struct Rca {
     pub prom: PromClient,
     pub config: RcaConfig,
+    /// The symptom's band in each report comes from this baseline model.
+    pub baseline: BaselineConfig,
     pub index: Arc<ReportIndex>,
     pub reports: Arc<CounterVec>,
     pub clock: SharedClock,
@@ -29,12 +31,14 @@ impl Rca {
     pub fn new(
         prom: PromClient,
         config: RcaConfig,
+        baseline: BaselineConfig,
         index: Arc<ReportIndex>,
         clock: SharedClock,
     ) -> Rca {
         Rca {
             prom,
             config,
+            baseline,
             index,
             reports: Arc::new(CounterVec::new(&RCA_REPORTS)),
             clock,
@@ -44,9 +48,10 @@ impl Rca {
 
     /// Ranks in the background; the report lands in the index when done.
     fn spawn(&self, job: &Job) {
-        let (prom, config, index, reports, clock, running) = (
+        let (prom, config, baseline, index, reports, clock, running) = (
             self.prom.clone(),
             self.config.clone(),
+            self.baseline.clone(),
             self.index.clone(),
             self.reports.clone(),
             self.clock.clone(),
@@ -59,7 +64,7 @@ impl Rca {
                 .map(|t| t.timestamp_millis() as f64 / 1000.0)
                 .unwrap_or_else(|_| clock.unix_seconds());
             let name = alert.alertname().to_string();
-            let report = match crate::rca::rank(&prom, at, Some(&name), &config).await {
+            let report = match crate::rca::rank(&prom, at, Some(&name), &config, &baseline).await {
                 Ok(r) => r,
                 Err(e) => {
                     warn!(alertname = %name, error = %e, "no root-cause report");
@@ -116,7 +121,7 @@ pub async fn run(
     while let Ok(job) = jobs.try_recv() {
         if tokio::time::Instant::now() >= deadline {
             warn!(
-                "shutdown: alerts left in the queue are not handled; Alertmanager will resend them"
+                "shutdown: alerts left in the queue are journaled and replayed at the next start"
             );
             break;
         }

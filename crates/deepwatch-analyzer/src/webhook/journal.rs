@@ -1,10 +1,11 @@
-//! The alert journal: one JSON line per alert notification the worker started on, fsynced
-//! before any action runs, in `<state_dir>/alerts.jsonl`. Reloaded at start, it is what lets a
-//! restarted daemon recognise an alert Alertmanager delivers again (for example because the
-//! daemon died before answering) and not act twice. Entries older than the retention are
-//! dropped when the journal is opened.
+//! The alert journal, `<state_dir>/alerts.jsonl`: one fsynced JSON line per alert the webhook
+//! accepted (written before it answers 200, with the whole alert) and one per alert the worker
+//! started on. Reopened at start, it gives back the accepted alerts no worker started on (a
+//! crash or SIGKILL between answering Alertmanager and acting), which the daemon replays, and
+//! the started keys, so an alert Alertmanager delivers again is not acted on twice. Entries
+//! older than the retention, and accepted lines whose alert was started, are dropped on open.
 
-use super::{AlertKey, AlertStatus};
+use super::{Alert, AlertKey, AlertStatus, Job};
 use deepwatch_core::clock::SharedClock;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -17,14 +18,37 @@ use tracing::{info, warn};
 
 pub const FILE_NAME: &str = "alerts.jsonl";
 
+/// What a line records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Event {
+    /// The webhook took the alert; `job` holds it until a worker starts on it.
+    Accepted,
+    /// A worker started on the alert (journals written before `event` existed hold only these).
+    #[default]
+    Started,
+}
+
+/// The alert and its payload context, as accepted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredJob {
+    alert: Alert,
+    receiver: String,
+    external_url: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
     unix_ms: i64,
+    #[serde(default)]
+    event: Event,
     fingerprint: String,
     status: AlertStatus,
     starts_at: String,
     #[serde(default)]
     alertname: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    job: Option<StoredJob>,
 }
 
 impl Entry {
@@ -35,9 +59,19 @@ impl Entry {
             starts_at: self.starts_at.clone(),
         }
     }
+
+    fn to_job(&self) -> Option<Job> {
+        let stored = self.job.as_ref()?;
+        Some(Job {
+            alert: stored.alert.clone(),
+            key: self.key(),
+            receiver: stored.receiver.clone(),
+            external_url: stored.external_url.clone(),
+        })
+    }
 }
 
-/// Handled alert keys, in memory and on disk.
+/// Started alert keys, in memory and on disk, and the accepted alerts found unstarted at open.
 pub struct Journal {
     path: PathBuf,
     clock: SharedClock,
@@ -46,12 +80,13 @@ pub struct Journal {
 
 struct Inner {
     file: File,
-    seen: HashSet<AlertKey>,
+    started: HashSet<AlertKey>,
+    unfinished: Vec<Job>,
 }
 
 impl Journal {
-    /// Opens (or creates) the journal in `state_dir`, dropping entries older than `retention`
-    /// and any torn last line left by a crash.
+    /// Opens (or creates) the journal in `state_dir`, dropping entries older than `retention`,
+    /// accepted lines whose alert was started, and any torn last line left by a crash.
     pub fn open(
         state_dir: &Path,
         retention: Duration,
@@ -59,8 +94,8 @@ impl Journal {
     ) -> std::io::Result<Journal> {
         std::fs::create_dir_all(state_dir)?;
         let path = state_dir.join(FILE_NAME);
-        let cutoff = clock.unix_millis() - retention.as_millis() as i64;
-        let mut kept = Vec::new();
+        let cutoff = clock.unix_millis().saturating_sub(retention.as_millis() as i64);
+        let mut entries = Vec::new();
         let mut dropped = 0usize;
         if path.exists() {
             for (i, line) in BufReader::new(File::open(&path)?).lines().enumerate() {
@@ -69,7 +104,7 @@ impl Journal {
                     continue;
                 }
                 match serde_json::from_str::<Entry>(&line) {
-                    Ok(e) if e.unix_ms >= cutoff => kept.push(e),
+                    Ok(e) if e.unix_ms >= cutoff => entries.push(e),
                     Ok(_) => dropped += 1,
                     Err(err) => {
                         warn!(path = %path.display(), line = i + 1, %err, "journal line skipped");
@@ -78,47 +113,112 @@ impl Journal {
                 }
             }
         }
+        let started: HashSet<AlertKey> =
+            entries.iter().filter(|e| e.event == Event::Started).map(Entry::key).collect();
+        let mut unfinished_keys = HashSet::new();
+        let mut kept = Vec::new();
+        for entry in entries {
+            let keep = match entry.event {
+                Event::Started => true,
+                // Accepted twice (a retry after a refused payload) or already started: one
+                // copy, or none, is enough.
+                Event::Accepted => {
+                    !started.contains(&entry.key())
+                        && entry.job.is_some()
+                        && unfinished_keys.insert(entry.key())
+                }
+            };
+            if keep {
+                kept.push(entry);
+            } else {
+                dropped += 1;
+            }
+        }
         let torn = std::fs::read(&path).is_ok_and(|b| !b.is_empty() && !b.ends_with(b"\n"));
         if dropped > 0 || torn {
             rewrite(&path, &kept)?;
             info!(path = %path.display(), kept = kept.len(), dropped, "alert journal compacted");
         }
+        let unfinished: Vec<Job> =
+            kept.iter().filter(|e| e.event == Event::Accepted).filter_map(Entry::to_job).collect();
+        if !unfinished.is_empty() {
+            info!(path = %path.display(), alerts = unfinished.len(),
+                  "accepted alerts no worker started on; replaying them");
+        }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let seen = kept.iter().map(Entry::key).collect();
-        Ok(Journal { path, clock, inner: Mutex::new(Inner { file, seen }) })
+        Ok(Journal { path, clock, inner: Mutex::new(Inner { file, started, unfinished }) })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Whether a worker started on this alert (in this run or an earlier one).
     pub fn contains(&self, key: &AlertKey) -> bool {
-        self.inner.lock().seen.contains(key)
+        self.inner.lock().started.contains(key)
     }
 
+    /// Started alerts remembered.
     pub fn len(&self) -> usize {
-        self.inner.lock().seen.len()
+        self.inner.lock().started.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The accepted alerts no worker started on before this journal was opened, oldest first;
+    /// empty after the first call.
+    pub fn take_unfinished(&self) -> Vec<Job> {
+        std::mem::take(&mut self.inner.lock().unfinished)
+    }
+
+    /// Appends the accepted alerts and fsyncs once; only then may the webhook answer 200.
+    pub fn accept(&self, jobs: &[Job]) -> std::io::Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let unix_ms = self.clock.unix_millis();
+        let mut text = String::new();
+        for job in jobs {
+            let entry = Entry {
+                unix_ms,
+                event: Event::Accepted,
+                fingerprint: job.key.fingerprint.clone(),
+                status: job.key.status,
+                starts_at: job.key.starts_at.clone(),
+                alertname: job.alert.alertname().to_string(),
+                job: Some(StoredJob {
+                    alert: job.alert.clone(),
+                    receiver: job.receiver.clone(),
+                    external_url: job.external_url.clone(),
+                }),
+            };
+            text.push_str(&serde_json::to_string(&entry).map_err(std::io::Error::other)?);
+            text.push('\n');
+        }
+        let mut inner = self.inner.lock();
+        inner.file.write_all(text.as_bytes())?;
+        inner.file.sync_data()
+    }
+
     /// Appends and fsyncs the key; from then on it counts as handled.
     pub fn record(&self, key: &AlertKey, alertname: &str) -> std::io::Result<()> {
         let entry = Entry {
             unix_ms: self.clock.unix_millis(),
+            event: Event::Started,
             fingerprint: key.fingerprint.clone(),
             status: key.status,
             starts_at: key.starts_at.clone(),
             alertname: alertname.to_string(),
+            job: None,
         };
         let mut line = serde_json::to_string(&entry).map_err(std::io::Error::other)?;
         line.push('\n');
         let mut inner = self.inner.lock();
         inner.file.write_all(line.as_bytes())?;
         inner.file.sync_data()?;
-        inner.seen.insert(key.clone());
+        inner.started.insert(key.clone());
         Ok(())
     }
 }
@@ -191,5 +291,37 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(text.lines().all(|l| serde_json::from_str::<Entry>(l).is_ok()), "{text}");
+    }
+
+    fn job(fp: &str) -> Job {
+        let alert = Alert { fingerprint: fp.into(), starts_at: "t".into(), ..Alert::default() };
+        Job { key: alert.key(), alert, receiver: "selfheal".into(), external_url: String::new() }
+    }
+
+    #[test]
+    fn accepted_alerts_no_worker_started_on_come_back_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = Duration::from_secs(86_400);
+        let j = Journal::open(dir.path(), day, clock_at(1_000_000.0)).unwrap();
+        j.accept(&[job("a"), job("b"), job("c")]).unwrap();
+        j.record(&key("a"), "X").unwrap();
+        // A refused payload's retry accepts "c" a second time.
+        j.accept(&[job("c")]).unwrap();
+        drop(j); // the process dies here: b and c were accepted (200) but never started
+        let j = Journal::open(dir.path(), day, clock_at(1_000_100.0)).unwrap();
+        let replay: Vec<String> =
+            j.take_unfinished().into_iter().map(|job| job.key.fingerprint).collect();
+        assert_eq!(replay, ["b", "c"]);
+        assert!(j.take_unfinished().is_empty(), "given back once");
+        assert!(j.contains(&key("a")) && !j.contains(&key("b")));
+        // Compaction kept one started line and the two unstarted accepted ones.
+        let text = std::fs::read_to_string(j.path()).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        j.record(&key("b"), "X").unwrap();
+        j.record(&key("c"), "X").unwrap();
+        drop(j);
+        let j = Journal::open(dir.path(), day, clock_at(1_000_200.0)).unwrap();
+        assert!(j.take_unfinished().is_empty());
+        assert_eq!(j.len(), 3);
     }
 }

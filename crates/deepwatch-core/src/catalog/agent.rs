@@ -384,6 +384,79 @@ pub const ENGINE_ITL: MetricSpec = MetricSpec {
     buckets: vllm::ITL_BUCKETS,
 };
 
+/// Per-request phase times (vLLM: queue = QUEUED to last SCHEDULED, prefill = SCHEDULED to first
+/// token, decode = first to last token, inference = prefill + decode).
+pub const ENGINE_QUEUE_TIME: MetricSpec = hist!(
+    "deepwatch_engine_request_queue_time_seconds",
+    "seconds",
+    ENG,
+    vllm::REQUEST_LATENCY_BUCKETS,
+    "Time requests waited in the engine's queue before being scheduled. Bucket edges are the engine's own."
+);
+pub const ENGINE_PREFILL_TIME: MetricSpec = hist!(
+    "deepwatch_engine_request_prefill_time_seconds",
+    "seconds",
+    ENG,
+    vllm::REQUEST_LATENCY_BUCKETS,
+    "Time from a request's scheduling to its first token (prefill). Bucket edges are the engine's own."
+);
+pub const ENGINE_DECODE_TIME: MetricSpec = hist!(
+    "deepwatch_engine_request_decode_time_seconds",
+    "seconds",
+    ENG,
+    vllm::REQUEST_LATENCY_BUCKETS,
+    "Time from a request's first to its last token (decode). Bucket edges are the engine's own."
+);
+pub const ENGINE_INFERENCE_TIME: MetricSpec = hist!(
+    "deepwatch_engine_request_inference_time_seconds",
+    "seconds",
+    ENG,
+    vllm::REQUEST_LATENCY_BUCKETS,
+    "Time a request spent running (prefill plus decode). Bucket edges are the engine's own."
+);
+pub const ENGINE_TPOT: MetricSpec = hist!(
+    "deepwatch_engine_time_per_output_token_seconds",
+    "seconds",
+    ENG,
+    vllm::ITL_BUCKETS,
+    "Per-request mean time per output token after the first. Bucket edges are the engine's own."
+);
+pub const ENGINE_PROMPT_LENGTH: MetricSpec = hist!(
+    "deepwatch_engine_request_prompt_tokens",
+    "",
+    ENG,
+    buckets::TOKEN_COUNT,
+    "Prompt length of finished requests, in tokens. Bucket edges are the engine's own."
+);
+pub const ENGINE_GENERATION_LENGTH: MetricSpec = hist!(
+    "deepwatch_engine_request_generation_tokens",
+    "",
+    ENG,
+    buckets::TOKEN_COUNT,
+    "Generated length of finished requests, in tokens. Bucket edges are the engine's own."
+);
+pub const ENGINE_PREFIX_CACHE_QUERIES: MetricSpec = spec!(
+    "deepwatch_engine_prefix_cache_queries_total",
+    Counter,
+    "",
+    ENG,
+    "Prompt tokens looked up in the engine's prefix cache."
+);
+pub const ENGINE_PREFIX_CACHE_HITS: MetricSpec = spec!(
+    "deepwatch_engine_prefix_cache_hits_total",
+    Counter,
+    "",
+    ENG,
+    "Prompt tokens found in the engine's prefix cache (not computed again)."
+);
+pub const ENGINE_REQUESTS_WAITING_BY_REASON: MetricSpec = spec!(
+    "deepwatch_engine_requests_waiting_by_reason",
+    Gauge,
+    "",
+    &["engine", "engine_kind", "model", "reason"],
+    "Requests queued in the engine by why they wait (vLLM: capacity, deferred)."
+);
+
 // === logs ===
 
 pub const LOG_LINES: MetricSpec =
@@ -433,7 +506,21 @@ pub const AGENT_PUSHES: MetricSpec = spec!(
     Counter,
     "",
     &["outcome"],
-    "Pushes of the agent's metrics to a Pushgateway in push mode, by outcome (ok, error)."
+    "Pushes of the agent's metrics in push mode (a Pushgateway PUT or a remote_write request), by outcome (ok, error)."
+);
+pub const AGENT_PUSH_SAMPLES: MetricSpec = spec!(
+    "deepwatch_agent_push_samples_total",
+    Counter,
+    "",
+    &["outcome"],
+    "Samples of remote_write push mode by outcome: sent (accepted by the receiver), dropped (the buffer was full while the receiver was down), rejected (the receiver refused them with a 4xx)."
+);
+pub const AGENT_PUSH_BUFFERED: MetricSpec = spec!(
+    "deepwatch_agent_push_buffered_samples",
+    Gauge,
+    "",
+    &[],
+    "Samples of remote_write push mode waiting to be sent (collected, not yet accepted)."
 );
 
 pub const ALL: &[&MetricSpec] = &[
@@ -499,6 +586,16 @@ pub const ALL: &[&MetricSpec] = &[
     &ENGINE_TTFT,
     &ENGINE_E2E,
     &ENGINE_ITL,
+    &ENGINE_QUEUE_TIME,
+    &ENGINE_PREFILL_TIME,
+    &ENGINE_DECODE_TIME,
+    &ENGINE_INFERENCE_TIME,
+    &ENGINE_TPOT,
+    &ENGINE_PROMPT_LENGTH,
+    &ENGINE_GENERATION_LENGTH,
+    &ENGINE_PREFIX_CACHE_QUERIES,
+    &ENGINE_PREFIX_CACHE_HITS,
+    &ENGINE_REQUESTS_WAITING_BY_REASON,
     &LOG_LINES,
     &LOG_PATTERN_MATCHES,
     &LOG_FILE_UP,
@@ -506,4 +603,6 @@ pub const ALL: &[&MetricSpec] = &[
     &PEER_UP,
     &PEER_CONNECT_FAILURES,
     &AGENT_PUSHES,
+    &AGENT_PUSH_SAMPLES,
+    &AGENT_PUSH_BUFFERED,
 ];

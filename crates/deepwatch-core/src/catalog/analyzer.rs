@@ -92,14 +92,14 @@ pub const PROBE_ACCURACY: MetricSpec = spec!(
     Gauge,
     "ratio",
     &["model", "model_version"],
-    "Share of golden-prompt probes whose answer passed its check, over the last probe round."
+    "Share of answered golden-prompt probes whose answer passed its check, over the last probe round (unanswered probes are not scored; absent when none was answered)."
 );
 pub const PROBE_RESULTS: MetricSpec = spec!(
     "deepwatch_probe_results_total",
     Counter,
     "",
     &["model", "model_version", "probe", "outcome"],
-    "Probe results by outcome (pass, fail, error)."
+    "Probe results by outcome: correct, wrong (answered but failed its check), unavailable (no usable answer: timeout, error, misrouted; not scored)."
 );
 pub const PROBE_DURATION: MetricSpec = MetricSpec {
     name: "deepwatch_probe_duration_seconds",
@@ -121,9 +121,30 @@ pub const WEBHOOK_ALERTS: MetricSpec = spec!(
     &["alertname", "status"],
     "Alerts received from Alertmanager's webhook (status firing or resolved), duplicates included."
 );
+pub const SHARD_SKIPPED: MetricSpec = spec!(
+    "deepwatch_analyzer_shard_skipped_total",
+    Counter,
+    "",
+    &["kind"],
+    "Alerts (kind=alert) and notification groups (kind=notification) this analyzer left to another shard of analyzer.shard."
+);
 pub const WEBHOOK_DUPLICATES: MetricSpec =
     spec!("deepwatch_webhook_duplicates_total", Counter, "", &[],
     "Webhook alerts dropped as duplicates of one already handled (same fingerprint and status).");
+pub const WEBHOOK_REFUSED: MetricSpec = spec!(
+    "deepwatch_webhook_refused_total",
+    Counter,
+    "",
+    &["reason"],
+    "Webhook calls answered with an error (unauthorized, bad_request, queue_full, journal_failed, shutting_down); Alertmanager retries or gives up, self-healing stops."
+);
+pub const WEBHOOK_REPLAYED: MetricSpec = spec!(
+    "deepwatch_webhook_replayed_total",
+    Counter,
+    "",
+    &[],
+    "Alerts accepted (journaled, answered 200) by an earlier run but never started, queued again at start."
+);
 pub const NOTIFICATIONS: MetricSpec = spec!(
     "deepwatch_notifications_total",
     Counter,
@@ -183,7 +204,10 @@ pub const ALL: &[&MetricSpec] = &[
     &PROBE_DURATION,
     &REMEDIATION_ACTIONS,
     &WEBHOOK_ALERTS,
+    &SHARD_SKIPPED,
     &WEBHOOK_DUPLICATES,
+    &WEBHOOK_REFUSED,
+    &WEBHOOK_REPLAYED,
     &NOTIFICATIONS,
     &RCA_REPORTS,
     &ANALYZER_DEGRADED,

@@ -65,6 +65,27 @@ pub const REASONING_TOKENS: MetricSpec = spec!(
     REQUEST_LABELS,
     "Reasoning tokens, from the upstream's usage (completion_tokens_details.reasoning_tokens)."
 );
+pub const CACHED_PROMPT_TOKENS: MetricSpec = spec!(
+    "deepwatch_cached_prompt_tokens_total",
+    Counter,
+    "",
+    REQUEST_LABELS,
+    "Prompt tokens served from the engine's prefix cache, from the upstream's usage (prompt_tokens_details.cached_tokens); included in deepwatch_prompt_tokens_total."
+);
+pub const SPEND: MetricSpec = spec!(
+    "deepwatch_spend_total",
+    Counter,
+    "",
+    &["tenant", "model", "pool"],
+    "Money spent on tokens at gateway.prices (computed prompt, cached prompt and completion tokens x their price per million), in the configured currency."
+);
+pub const TENANT_DAILY_BUDGET: MetricSpec = spec!(
+    "deepwatch_tenant_daily_budget",
+    Gauge,
+    "",
+    &["tenant"],
+    "A tenant's spend budget per day (gateway.daily_budgets), in the currency of gateway.prices; read by the TenantBudgetExceeded alert."
+);
 pub const REQUESTS: MetricSpec = spec!("deepwatch_requests_total", Counter, "",
     &["model", "model_version", "pool", "endpoint", "tenant", "outcome", "code"],
     "Finished requests by outcome (ok, upstream_error, timeout, client_cancelled, stream_cut, rejected) and HTTP status code.");
@@ -173,6 +194,22 @@ pub const KEEPALIVES: MetricSpec = spec!(
     "SSE keep-alive comments sent to clients while waiting for the first token."
 );
 
+pub const OPEN_FILES_LIMIT: MetricSpec = spec!(
+    "deepwatch_gateway_open_files_limit",
+    Gauge,
+    "",
+    &["kind"],
+    "Open-file limit (RLIMIT_NOFILE) of the gateway process, soft and hard, after the gateway raised the soft limit to the hard one at start: each client and upstream connection holds a file."
+);
+
+pub const REQUEST_LOG_LINES: MetricSpec = spec!(
+    "deepwatch_gateway_request_log_lines_total",
+    Counter,
+    "",
+    &["outcome"],
+    "Request-log lines by outcome: written, dropped (the writer was behind), failed (the write failed); written should equal the requests served."
+);
+
 pub const ALL: &[&MetricSpec] = &[
     &REQUEST_DURATION,
     &TIME_TO_FIRST_TOKEN,
@@ -182,6 +219,9 @@ pub const ALL: &[&MetricSpec] = &[
     &PROMPT_TOKENS,
     &COMPLETION_TOKENS,
     &REASONING_TOKENS,
+    &CACHED_PROMPT_TOKENS,
+    &SPEND,
+    &TENANT_DAILY_BUDGET,
     &REQUESTS,
     &REQUESTS_IN_FLIGHT,
     &RETRIES,
@@ -200,4 +240,6 @@ pub const ALL: &[&MetricSpec] = &[
     &FAULTS_INJECTED,
     &DEGRADE_ACTIVE,
     &KEEPALIVES,
+    &OPEN_FILES_LIMIT,
+    &REQUEST_LOG_LINES,
 ];

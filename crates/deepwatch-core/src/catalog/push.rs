@@ -49,10 +49,30 @@ pub const BATCH_LATENCY_MAX: MetricSpec = MetricSpec {
     buckets: &[],
 };
 
+pub const BATCH_MALFORMED_LINES: MetricSpec = MetricSpec {
+    name: "deepwatch_batch_malformed_lines_total",
+    help: "Input lines deepwatch push skipped because they were neither a latency nor a result object.",
+    kind: MetricType::Counter,
+    unit: "",
+    labels: &[],
+    buckets: &[],
+};
+
+pub const BATCH_PUSH_FAILURES: MetricSpec = MetricSpec {
+    name: "deepwatch_batch_push_failures_total",
+    help: "Pushes the Pushgateway refused or never answered (each retried with backoff).",
+    kind: MetricType::Counter,
+    unit: "",
+    labels: &[],
+    buckets: &[],
+};
+
 pub const ALL: &[&MetricSpec] = &[
     &BATCH_REQUEST_DURATION,
     &BATCH_RESULTS,
     &BATCH_LATENCY_MEAN,
     &BATCH_LATENCY_P99,
     &BATCH_LATENCY_MAX,
+    &BATCH_MALFORMED_LINES,
+    &BATCH_PUSH_FAILURES,
 ];

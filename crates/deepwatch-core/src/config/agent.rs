@@ -1,10 +1,13 @@
 //! The `[agent]` section of `deepwatch.toml`: where the node agent listens, which collectors run,
 //! and what they watch (processes, inference engines, log files, peer nodes). Durations are
-//! integers with their unit in the name (`interval_ms`, `window_secs`).
+//! written as integers with their unit in the key (`interval_ms`, `window_secs`) and held as
+//! `Duration` (`duration.rs`).
 
+use super::duration::{MAX_INTERVAL, MAX_TIMEOUT, MAX_WINDOW};
 use super::{Path, Problems};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 /// Default listen address. 9100 is node_exporter, 9400 dcgm-exporter, 9835 nvidia_gpu_exporter,
 /// 9256 process-exporter, 9464 OpenTelemetry's Prometheus exporter, 9000 TGI's metrics port and
@@ -12,11 +15,17 @@ use std::collections::{BTreeMap, HashSet};
 /// usually runs.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9844";
 
+/// Default `procfs_root`: this machine's (or this container's) own /proc.
+pub const DEFAULT_PROCFS_ROOT: &str = "/proc";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// Address `/metrics` and `/healthz` are served on.
     pub listen: String,
+    /// Where procfs is read (host, process and GPU-process collectors). In a container the
+    /// host's /proc is mounted elsewhere, e.g. `/host/proc` with `hostPID` in Kubernetes.
+    pub procfs_root: String,
     pub collectors: CollectorsConfig,
     pub gpu: GpuConfig,
     pub host: HostConfig,
@@ -27,27 +36,52 @@ pub struct AgentConfig {
     pub push: AgentPushConfig,
 }
 
-/// Push mode, for nodes Prometheus cannot reach: the agent PUTs its whole `/metrics` to a
-/// Pushgateway group `job/<job>/instance/<instance>` every interval. Empty `url` = off.
+/// Push mode, for nodes Prometheus cannot reach: every interval the agent sends its whole
+/// `/metrics`, either PUT to a Pushgateway group `job/<job>/instance/<instance>` or as
+/// Prometheus remote_write to VictoriaMetrics or Prometheus' receiver. Empty `url` = off.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentPushConfig {
     pub url: String,
-    pub interval_ms: u64,
-    pub timeout_ms: u64,
+    pub protocol: PushProtocol,
+    #[serde(rename = "interval_ms", with = "crate::config::duration::millis")]
+    pub interval: Duration,
+    #[serde(rename = "timeout_ms", with = "crate::config::duration::millis")]
+    pub timeout: Duration,
     pub job: String,
     /// Empty means this host's name.
     pub instance: String,
+    /// Labels added to every pushed series (a remote_write series, or the Pushgateway
+    /// grouping key), such as `cluster`; `job` and `instance` are set above.
+    pub labels: BTreeMap<String, String>,
+    /// remote_write: samples kept while the receiver is down or failing; beyond it the oldest
+    /// are dropped and counted (`deepwatch_agent_push_samples_total{outcome="dropped"}`).
+    pub max_buffer_samples: u64,
+}
+
+/// How push mode sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushProtocol {
+    /// PUT the text exposition to a Pushgateway group (the group keeps the latest push only).
+    #[default]
+    Pushgateway,
+    /// Prometheus remote_write 1.0 (snappy protobuf), every sample timestamped, buffered and
+    /// retried while the receiver is down.
+    RemoteWrite,
 }
 
 impl Default for AgentPushConfig {
     fn default() -> Self {
         AgentPushConfig {
             url: String::new(),
-            interval_ms: 15000,
-            timeout_ms: 5000,
+            protocol: PushProtocol::Pushgateway,
+            interval: Duration::from_millis(15000),
+            timeout: Duration::from_millis(5000),
             job: "deepwatch_agent".to_string(),
             instance: String::new(),
+            labels: BTreeMap::new(),
+            max_buffer_samples: 1_000_000,
         }
     }
 }
@@ -56,6 +90,7 @@ impl Default for AgentConfig {
     fn default() -> Self {
         AgentConfig {
             listen: DEFAULT_LISTEN.to_string(),
+            procfs_root: DEFAULT_PROCFS_ROOT.to_string(),
             collectors: CollectorsConfig::default(),
             gpu: GpuConfig::default(),
             host: HostConfig::default(),
@@ -137,9 +172,11 @@ pub struct ProcessConfig {
     /// Watch the agent itself (label `process="deepwatch-agent"`).
     pub include_self: bool,
     /// How often a background sampler records each process's RSS for the growth rate.
-    pub sample_interval_ms: u64,
+    #[serde(rename = "sample_interval_ms", with = "crate::config::duration::millis")]
+    pub sample_interval: Duration,
     /// Window of the RSS growth rate (`deepwatch_process_memory_growth_bytes_per_second`).
-    pub growth_window_secs: u64,
+    #[serde(rename = "growth_window_secs", with = "crate::config::duration::secs")]
+    pub growth_window: Duration,
     pub targets: Vec<ProcessTarget>,
 }
 
@@ -147,8 +184,8 @@ impl Default for ProcessConfig {
     fn default() -> Self {
         ProcessConfig {
             include_self: true,
-            sample_interval_ms: 5000,
-            growth_window_secs: 300,
+            sample_interval: Duration::from_millis(5000),
+            growth_window: Duration::from_secs(300),
             targets: Vec::new(),
         }
     }
@@ -205,12 +242,15 @@ pub struct EngineConfig {
     pub kind: EngineKind,
     /// Value of the `model` label when the engine's metrics carry none (TGI, llama.cpp).
     pub model: String,
-    pub interval_ms: u64,
-    pub timeout_ms: u64,
+    #[serde(rename = "interval_ms", with = "crate::config::duration::millis")]
+    pub interval: Duration,
+    #[serde(rename = "timeout_ms", with = "crate::config::duration::millis")]
+    pub timeout: Duration,
     /// Larger payloads are refused (`reason="too_large"`).
     pub max_body_bytes: u64,
     /// Requests running but no progress for this long: `deepwatch_engine_stalled 1`.
-    pub stall_after_secs: u64,
+    #[serde(rename = "stall_after_secs", with = "crate::config::duration::secs")]
+    pub stall_after: Duration,
     /// Re-export every scraped sample under its own name (with a `deepwatch_engine` label).
     pub raw: bool,
 }
@@ -222,10 +262,10 @@ impl Default for EngineConfig {
             url: String::new(),
             kind: EngineKind::Auto,
             model: String::new(),
-            interval_ms: 5000,
-            timeout_ms: 3000,
+            interval: Duration::from_millis(5000),
+            timeout: Duration::from_millis(3000),
             max_body_bytes: 16 * 1024 * 1024,
-            stall_after_secs: 60,
+            stall_after: Duration::from_secs(60),
             raw: true,
         }
     }
@@ -239,7 +279,8 @@ pub struct LogFileConfig {
     pub name: String,
     /// Named patterns counted in `deepwatch_log_pattern_matches_total{pattern}`.
     pub patterns: BTreeMap<String, String>,
-    pub poll_interval_ms: u64,
+    #[serde(rename = "poll_interval_ms", with = "crate::config::duration::millis")]
+    pub poll_interval: Duration,
     /// Read the file from its beginning at start (otherwise only new lines count).
     pub from_start: bool,
 }
@@ -250,7 +291,7 @@ impl Default for LogFileConfig {
             path: String::new(),
             name: String::new(),
             patterns: BTreeMap::new(),
-            poll_interval_ms: 500,
+            poll_interval: Duration::from_millis(500),
             from_start: false,
         }
     }
@@ -263,8 +304,10 @@ pub struct PeerConfig {
     pub name: String,
     /// `host:port` of a TCP port that accepts connections on the peer.
     pub address: String,
-    pub interval_ms: u64,
-    pub timeout_ms: u64,
+    #[serde(rename = "interval_ms", with = "crate::config::duration::millis")]
+    pub interval: Duration,
+    #[serde(rename = "timeout_ms", with = "crate::config::duration::millis")]
+    pub timeout: Duration,
 }
 
 impl Default for PeerConfig {
@@ -272,8 +315,8 @@ impl Default for PeerConfig {
         PeerConfig {
             name: String::new(),
             address: String::new(),
-            interval_ms: 5000,
-            timeout_ms: 1000,
+            interval: Duration::from_millis(5000),
+            timeout: Duration::from_millis(1000),
         }
     }
 }
@@ -281,6 +324,12 @@ impl Default for PeerConfig {
 impl AgentConfig {
     pub fn validate(&self, path: &Path, problems: &mut Problems) {
         problems.socket_addr(&path.field("listen"), &self.listen);
+        if !self.procfs_root.starts_with('/') {
+            problems.push(
+                &path.field("procfs_root"),
+                format!("must be an absolute path, got {:?}", self.procfs_root),
+            );
+        }
         let host = path.field("host");
         problems
             .regex(&host.field("filesystem_types_exclude"), &self.host.filesystem_types_exclude);
@@ -295,22 +344,47 @@ impl AgentConfig {
         if !self.push.url.is_empty() {
             problems.http_url(&push.field("url"), &self.push.url);
             problems.non_empty(&push.field("job"), &self.push.job);
-            problems.positive(&push.field("interval_ms"), self.push.interval_ms);
-            problems.positive(&push.field("timeout_ms"), self.push.timeout_ms);
+            problems.positive_duration(
+                &push.field("interval_ms"),
+                self.push.interval,
+                MAX_INTERVAL,
+            );
+            problems.positive_duration(&push.field("timeout_ms"), self.push.timeout, MAX_TIMEOUT);
+            problems.positive(&push.field("max_buffer_samples"), self.push.max_buffer_samples);
+            for name in self.push.labels.keys() {
+                let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    && !name.starts_with("__");
+                if !ok {
+                    problems.push(
+                        &push.field("labels").key(name),
+                        "must be a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, no leading __)",
+                    );
+                } else if name == "job" || name == "instance" {
+                    problems.push(
+                        &push.field("labels").key(name),
+                        format!("set {name} with agent.push.{name}, not as a label"),
+                    );
+                }
+            }
         }
     }
 
     fn validate_processes(&self, path: &Path, problems: &mut Problems) {
         let p = &self.process;
-        problems.positive(&path.field("sample_interval_ms"), p.sample_interval_ms);
-        problems.positive(&path.field("growth_window_secs"), p.growth_window_secs);
-        if p.sample_interval_ms > 0 && p.growth_window_secs * 1000 < 2 * p.sample_interval_ms {
+        problems.positive_duration(
+            &path.field("sample_interval_ms"),
+            p.sample_interval,
+            MAX_INTERVAL,
+        );
+        problems.positive_duration(&path.field("growth_window_secs"), p.growth_window, MAX_WINDOW);
+        if !p.sample_interval.is_zero() && p.growth_window < 2 * p.sample_interval {
             problems.push(
                 &path.field("growth_window_secs"),
                 format!(
                     "must cover at least two samples ({} ms), got {} s",
-                    2 * p.sample_interval_ms,
-                    p.growth_window_secs
+                    (2 * p.sample_interval).as_millis(),
+                    p.growth_window.as_secs()
                 ),
             );
         }
@@ -346,10 +420,10 @@ impl AgentConfig {
                 problems.push(&at.field("name"), format!("duplicate engine name {:?}", e.name));
             }
             problems.http_url(&at.field("url"), &e.url);
-            problems.positive(&at.field("interval_ms"), e.interval_ms);
-            problems.positive(&at.field("timeout_ms"), e.timeout_ms);
+            problems.positive_duration(&at.field("interval_ms"), e.interval, MAX_INTERVAL);
+            problems.positive_duration(&at.field("timeout_ms"), e.timeout, MAX_TIMEOUT);
             problems.range(&at.field("max_body_bytes"), e.max_body_bytes, 1024, 1 << 30);
-            problems.positive(&at.field("stall_after_secs"), e.stall_after_secs);
+            problems.positive_duration(&at.field("stall_after_secs"), e.stall_after, MAX_WINDOW);
         }
     }
 
@@ -357,7 +431,11 @@ impl AgentConfig {
         for (i, l) in self.logs.iter().enumerate() {
             let at = path.index(i);
             problems.non_empty(&at.field("path"), &l.path);
-            problems.positive(&at.field("poll_interval_ms"), l.poll_interval_ms);
+            problems.positive_duration(
+                &at.field("poll_interval_ms"),
+                l.poll_interval,
+                MAX_INTERVAL,
+            );
             for (name, re) in &l.patterns {
                 let key = at.field("patterns").key(name);
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -386,8 +464,8 @@ impl AgentConfig {
                     format!("must be host:port like 10.0.0.2:22, got {:?}", p.address),
                 );
             }
-            problems.positive(&at.field("interval_ms"), p.interval_ms);
-            problems.positive(&at.field("timeout_ms"), p.timeout_ms);
+            problems.positive_duration(&at.field("interval_ms"), p.interval, MAX_INTERVAL);
+            problems.positive_duration(&at.field("timeout_ms"), p.timeout, MAX_TIMEOUT);
         }
     }
 }
@@ -398,6 +476,9 @@ pub const EXAMPLE: &str = r#"
 # Where /metrics and /healthz are served. 9844 avoids node_exporter (9100), dcgm-exporter (9400),
 # nvidia_gpu_exporter (9835), process-exporter (9256), OpenTelemetry (9464) and TGI (9000).
 listen = "127.0.0.1:9844"
+# Where procfs is read. In a container, mount the host's /proc elsewhere and point here (the
+# generated Kubernetes DaemonSet runs with hostPID and passes --procfs-root /host/proc).
+procfs_root = "/proc"
 # Inference engines, log files and peer nodes to watch: see the commented [[agent.engines]],
 # [[agent.logs]] and [[agent.peers]] examples at the end of this section.
 engines = []
@@ -421,14 +502,22 @@ nvml_library = ""
 process_memory = true
 xid_events = true
 
-# Push mode for nodes Prometheus cannot reach: PUT /metrics to a Pushgateway group
-# job/<job>/instance/<instance> every interval. Empty url = off; empty instance = host name.
+# Push mode for nodes Prometheus cannot reach. protocol "pushgateway": PUT /metrics to the
+# Pushgateway group job/<job>/instance/<instance> every interval (url = the Pushgateway).
+# protocol "remote_write": Prometheus remote_write (snappy protobuf) to VictoriaMetrics
+# (url = http://vm:8428/api/v1/write) or Prometheus run with --web.enable-remote-write-receiver
+# (url = http://prometheus:9090/api/v1/write); samples are timestamped and kept in a buffer of
+# max_buffer_samples while the receiver is down, then sent oldest first.
+# Empty url = off; empty instance = host name; labels (e.g. { cluster = "a" }) go on every series.
 [agent.push]
 url = ""
+protocol = "pushgateway"
 interval_ms = 15000
 timeout_ms = 5000
 job = "deepwatch_agent"
 instance = ""
+labels = {}
+max_buffer_samples = 1000000
 
 # Regular expressions of what the host collector skips (node_exporter's defaults).
 [agent.host]
@@ -497,6 +586,7 @@ mod tests {
             r#"
 [agent]
 listen = "localhost"
+procfs_root = "host/proc"
 [[agent.engines]]
 name = "a"
 url = "localhost:8000"
@@ -516,6 +606,7 @@ address = "10.0.0.2"
         );
         for expected in [
             "agent.listen: must be an address like 127.0.0.1:9844, got \"localhost\"",
+            "agent.procfs_root: must be an absolute path, got \"host/proc\"",
             "agent.engines[0].url: must be an http or https URL, got scheme \"localhost\"",
             "agent.engines[0].timeout_ms: must be greater than 0, got 0",
             "agent.engines[1].name: duplicate engine name \"a\"",
@@ -536,5 +627,29 @@ address = "10.0.0.2"
         config.validate().unwrap();
         assert_eq!(config.agent.engines[0].kind, EngineKind::Sglang);
         assert_eq!(config.agent.engines[0].max_body_bytes, 16 * 1024 * 1024);
+    }
+
+    #[test]
+    fn push_labels_and_buffer_are_checked() {
+        let text = problems_of(
+            r#"
+[agent.push]
+url = "http://127.0.0.1:8428/api/v1/write"
+protocol = "remote_write"
+max_buffer_samples = 0
+labels = { cluster = "a", "2x" = "b", instance = "c", __name__ = "d" }
+"#,
+        );
+        for expected in [
+            "agent.push.max_buffer_samples: must be greater than 0, got 0",
+            "agent.push.labels.2x: must be a Prometheus label name",
+            "agent.push.labels.instance: set instance with agent.push.instance, not as a label",
+            "agent.push.labels.__name__: must be a Prometheus label name",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+        assert!(!text.contains("labels.cluster"), "{text}");
+        let bad = Config::from_toml_str("[agent.push]\nprotocol = \"udp\"\n").unwrap_err();
+        assert!(bad.to_string().contains("protocol"), "{bad}");
     }
 }

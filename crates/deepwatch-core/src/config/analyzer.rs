@@ -1,18 +1,21 @@
 //! The `[analyzer]` section of `deepwatch.toml`: where the analyzer finds Prometheus and how it
 //! talks to it, which series get a seasonal baseline, how each detector decides, and how
-//! root-cause ranking looks around an incident. Durations are integers with their unit in the
-//! name (`query_timeout_ms`, `window_secs`).
+//! root-cause ranking looks around an incident. Durations are written as integers with their unit
+//! in the key (`query_timeout_ms`, `window_secs`) and held as `Duration` (`duration.rs`).
 
+use super::client::{validate_headers, HttpAuthConfig, TlsConfig};
+use super::duration::{MAX_INTERVAL, MAX_TIMEOUT, MAX_WINDOW};
 use super::{Path, Problems};
 use crate::catalog::{agent, analyzer, gateway};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 /// Default listen address of the analyzer daemon (`/metrics`, `/healthz`, webhook).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9466";
 
 /// The detectors a configured series can run.
-pub const SERIES_DETECTORS: &[&str] = &["band", "shift", "leak", "accuracy"];
+pub const SERIES_DETECTORS: &[&str] = &["surprise", "band", "shift", "leak", "accuracy"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -21,16 +24,26 @@ pub struct AnalyzerConfig {
     pub listen: String,
     /// Base URL of the Prometheus HTTP API.
     pub prometheus_url: String,
+    /// Headers sent with every Prometheus request (`X-Scope-OrgID` for Mimir or Cortex).
+    pub prometheus_headers: BTreeMap<String, String>,
+    /// Bearer token or basic auth towards Prometheus.
+    pub prometheus_auth: HttpAuthConfig,
+    /// TLS options of an https `prometheus_url`.
+    pub prometheus_tls: TlsConfig,
     /// Timeout of one Prometheus request.
-    pub query_timeout_ms: u64,
+    #[serde(rename = "query_timeout_ms", with = "crate::config::duration::millis")]
+    pub query_timeout: Duration,
     /// Extra attempts after a failed request (connection error, timeout, 5xx).
     pub retries: u32,
     /// Delay before the first retry; doubles on each further one.
-    pub retry_backoff_ms: u64,
+    #[serde(rename = "retry_backoff_ms", with = "crate::config::duration::millis")]
+    pub retry_backoff: Duration,
     /// One evaluation round (fetch, update baselines, run detectors) every this many seconds.
-    pub evaluation_interval_secs: u64,
+    #[serde(rename = "evaluation_interval_secs", with = "crate::config::duration::secs")]
+    pub evaluation_interval: Duration,
     /// Resolution at which series are fetched and baselined.
-    pub step_secs: u64,
+    #[serde(rename = "step_secs", with = "crate::config::duration::secs")]
+    pub step: Duration,
     /// Where root-cause reports (Markdown and JSON) are written.
     pub report_dir: String,
     pub baseline: BaselineConfig,
@@ -41,6 +54,9 @@ pub struct AnalyzerConfig {
     pub drift: DriftConfig,
     pub accuracy: AccuracyConfig,
     pub rca: RcaConfig,
+    /// `"i/n"`: this analyzer is shard `i` of `n` sharing one fleet (`deepwatch_core::shard`);
+    /// each series, alert and notification is handled by exactly one of them. `"0/1"`: alone.
+    pub shard: String,
 }
 
 impl Default for AnalyzerConfig {
@@ -48,11 +64,14 @@ impl Default for AnalyzerConfig {
         AnalyzerConfig {
             listen: DEFAULT_LISTEN.to_string(),
             prometheus_url: "http://127.0.0.1:9090".to_string(),
-            query_timeout_ms: 10_000,
+            prometheus_headers: BTreeMap::new(),
+            prometheus_auth: HttpAuthConfig::default(),
+            prometheus_tls: TlsConfig::default(),
+            query_timeout: Duration::from_millis(10_000),
             retries: 2,
-            retry_backoff_ms: 500,
-            evaluation_interval_secs: 60,
-            step_secs: 60,
+            retry_backoff: Duration::from_millis(500),
+            evaluation_interval: Duration::from_secs(60),
+            step: Duration::from_secs(60),
             report_dir: "deepwatch-reports".to_string(),
             baseline: BaselineConfig::default(),
             series: default_series(),
@@ -61,6 +80,7 @@ impl Default for AnalyzerConfig {
             drift: DriftConfig::default(),
             accuracy: AccuracyConfig::default(),
             rca: RcaConfig::default(),
+            shard: "0/1".to_string(),
         }
     }
 }
@@ -125,15 +145,18 @@ fn default_series() -> Vec<SeriesConfig> {
 #[serde(deny_unknown_fields, default)]
 pub struct BaselineConfig {
     /// Seasonal periods; empty means no seasonality (a trailing median and MAD).
-    pub periods_secs: Vec<u64>,
+    #[serde(rename = "periods_secs", with = "crate::config::duration::secs_list")]
+    pub periods: Vec<Duration>,
     /// How many past periods of each length are candidates (yesterday, the day before, ...).
     pub max_cycles: u32,
     /// Half-width, in points, of the window taken around each seasonal offset.
     pub window_points: u32,
     /// Trailing window whose median aligns each candidate period's level with today's.
-    pub level_window_secs: u64,
+    #[serde(rename = "level_window_secs", with = "crate::config::duration::secs")]
+    pub level_window: Duration,
     /// The level window ends this long before now, so a fresh incident is not averaged in.
-    pub level_gap_secs: u64,
+    #[serde(rename = "level_gap_secs", with = "crate::config::duration::secs")]
+    pub level_gap: Duration,
     /// Half-width of the normal band in robust standard deviations (1.4826 x MAD).
     pub band_width: f64,
     /// Points needed before a series without seasonality gets a band.
@@ -145,11 +168,11 @@ pub struct BaselineConfig {
 impl Default for BaselineConfig {
     fn default() -> Self {
         BaselineConfig {
-            periods_secs: vec![86_400, 604_800],
+            periods: vec![Duration::from_secs(86_400), Duration::from_secs(604_800)],
             max_cycles: 3,
             window_points: 5,
-            level_window_secs: 3_600,
-            level_gap_secs: 1_800,
+            level_window: Duration::from_secs(3_600),
+            level_gap: Duration::from_secs(1_800),
             band_width: 5.0,
             min_points: 60,
             relative_floor: 0.02,
@@ -165,7 +188,7 @@ pub struct SeriesConfig {
     pub name: String,
     /// PromQL; every result series is baselined apart, identified by `SERIES_LABELS`.
     pub query: String,
-    /// Detectors run on it: band, shift, leak, accuracy.
+    /// Detectors run on it: surprise, band, shift, leak, accuracy.
     pub detectors: Vec<String>,
     /// The band is never narrower than this, in the series' unit (0.01 for an error ratio).
     pub min_band: f64,
@@ -193,7 +216,8 @@ impl Default for ShiftConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LeakConfig {
-    pub window_secs: u64,
+    #[serde(rename = "window_secs", with = "crate::config::duration::secs")]
+    pub window: Duration,
     /// Slopes below this are not leaks, whatever their significance.
     pub min_slope_mb_per_min: f64,
     /// Mann-Kendall z the growth must reach.
@@ -207,7 +231,7 @@ pub struct LeakConfig {
 impl Default for LeakConfig {
     fn default() -> Self {
         LeakConfig {
-            window_secs: 3_600,
+            window: Duration::from_secs(3_600),
             min_slope_mb_per_min: 1.0,
             min_trend_z: 4.0,
             gpu_limit_query: agent::GPU_MEMORY_TOTAL.name.to_string(),
@@ -222,9 +246,11 @@ impl Default for LeakConfig {
 pub struct DriftConfig {
     pub enabled: bool,
     /// Current window.
-    pub window_secs: u64,
+    #[serde(rename = "window_secs", with = "crate::config::duration::secs")]
+    pub window: Duration,
     /// The reference window is the current one this long ago.
-    pub reference_offset_secs: u64,
+    #[serde(rename = "reference_offset_secs", with = "crate::config::duration::secs")]
+    pub reference_offset: Duration,
     /// Divergence (KL, smoothed) reported as drift when both windows are large.
     pub kl_threshold: f64,
     /// Chance that unchanged traffic crosses the threshold; small windows raise the threshold.
@@ -237,8 +263,8 @@ impl Default for DriftConfig {
     fn default() -> Self {
         DriftConfig {
             enabled: true,
-            window_secs: 3_600,
-            reference_offset_secs: 86_400,
+            window: Duration::from_secs(3_600),
+            reference_offset: Duration::from_secs(86_400),
             kl_threshold: 0.1,
             false_alarm_rate: 0.001,
             min_samples: 50,
@@ -269,13 +295,19 @@ impl Default for AccuracyConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RcaConfig {
     /// Pre-incident window the candidates are compared with.
-    pub lookback_secs: u64,
+    #[serde(rename = "lookback_secs", with = "crate::config::duration::secs")]
+    pub lookback: Duration,
     /// How far after the onset the anomaly is measured.
-    pub after_secs: u64,
+    #[serde(rename = "after_secs", with = "crate::config::duration::secs")]
+    pub after: Duration,
     /// Resolution of the fetched candidates.
-    pub step_secs: u64,
+    #[serde(rename = "step_secs", with = "crate::config::duration::secs")]
+    pub step: Duration,
     /// Robust z a candidate must reach to count as moved.
     pub onset_sigmas: f64,
+    /// The `rate()` window of the built-in candidates (a few seconds on a time-scaled lab).
+    #[serde(rename = "rate_window_secs", with = "crate::config::duration::secs")]
+    pub rate_window: Duration,
     /// Candidates listed in a report.
     pub top: u32,
     /// PromQL candidates added to the built-in set.
@@ -285,10 +317,11 @@ pub struct RcaConfig {
 impl Default for RcaConfig {
     fn default() -> Self {
         RcaConfig {
-            lookback_secs: 3_600,
-            after_secs: 600,
-            step_secs: 15,
+            lookback: Duration::from_secs(3_600),
+            after: Duration::from_secs(600),
+            step: Duration::from_secs(15),
             onset_sigmas: 4.0,
+            rate_window: Duration::from_secs(60),
             top: 10,
             extra_queries: Vec::new(),
         }
@@ -296,14 +329,39 @@ impl Default for RcaConfig {
 }
 
 impl AnalyzerConfig {
+    /// The parsed `shard` (alone, `0/1`, when it does not parse: `validate` reports that).
+    pub fn shard(&self) -> crate::shard::Shard {
+        crate::shard::Shard::parse(&self.shard).unwrap_or_default()
+    }
+
     pub fn validate(&self, path: &Path, problems: &mut Problems) {
         problems.socket_addr(&path.field("listen"), &self.listen);
         problems.http_url(&path.field("prometheus_url"), &self.prometheus_url);
-        problems.positive(&path.field("query_timeout_ms"), self.query_timeout_ms);
+        validate_headers(&path.field("prometheus_headers"), &self.prometheus_headers, problems);
+        self.prometheus_auth.validate(&path.field("prometheus_auth"), problems);
+        self.prometheus_tls.validate(&path.field("prometheus_tls"), problems);
+        problems.positive_duration(
+            &path.field("query_timeout_ms"),
+            self.query_timeout,
+            MAX_TIMEOUT,
+        );
         problems.range(&path.field("retries"), self.retries, 0, 10);
-        problems.positive(&path.field("evaluation_interval_secs"), self.evaluation_interval_secs);
-        problems.positive(&path.field("step_secs"), self.step_secs);
+        problems.duration(
+            &path.field("retry_backoff_ms"),
+            self.retry_backoff,
+            Duration::ZERO,
+            MAX_TIMEOUT,
+        );
+        problems.positive_duration(
+            &path.field("evaluation_interval_secs"),
+            self.evaluation_interval,
+            MAX_INTERVAL,
+        );
+        problems.positive_duration(&path.field("step_secs"), self.step, MAX_INTERVAL);
         problems.non_empty(&path.field("report_dir"), &self.report_dir);
+        if let Err(e) = crate::shard::Shard::parse(&self.shard) {
+            problems.push(&path.field("shard"), e);
+        }
         self.baseline.validate(&path.field("baseline"), problems);
         let mut names = HashSet::new();
         for (i, s) in self.series.iter().enumerate() {
@@ -333,7 +391,12 @@ impl AnalyzerConfig {
             problems.push(&shift.field("clip_sigmas"), "must be greater than slack_sigmas");
         }
         let leak = path.field("leak");
-        problems.range(&leak.field("window_secs"), self.leak.window_secs, 300, 7 * 86_400);
+        problems.duration(
+            &leak.field("window_secs"),
+            self.leak.window,
+            Duration::from_secs(300),
+            Duration::from_secs(7 * 86_400),
+        );
         problems.range(
             &leak.field("min_slope_mb_per_min"),
             self.leak.min_slope_mb_per_min,
@@ -342,8 +405,13 @@ impl AnalyzerConfig {
         );
         problems.positive(&leak.field("min_trend_z"), self.leak.min_trend_z);
         let drift = path.field("drift");
-        problems.positive(&drift.field("window_secs"), self.drift.window_secs);
-        if self.drift.reference_offset_secs < self.drift.window_secs {
+        problems.positive_duration(&drift.field("window_secs"), self.drift.window, MAX_WINDOW);
+        problems.positive_duration(
+            &drift.field("reference_offset_secs"),
+            self.drift.reference_offset,
+            MAX_WINDOW,
+        );
+        if self.drift.reference_offset < self.drift.window {
             problems.push(
                 &drift.field("reference_offset_secs"),
                 "must be at least window_secs, or the windows overlap",
@@ -363,24 +431,41 @@ impl AnalyzerConfig {
         problems.range(&acc.field("min_ratio"), self.accuracy.min_ratio, 0.0, 1.0);
         problems.range(&acc.field("max_drop"), self.accuracy.max_drop, 0.0, 1.0);
         let rca = path.field("rca");
-        problems.range(&rca.field("lookback_secs"), self.rca.lookback_secs, 300, 7 * 86_400);
-        problems.positive(&rca.field("after_secs"), self.rca.after_secs);
-        problems.positive(&rca.field("step_secs"), self.rca.step_secs);
+        problems.duration(
+            &rca.field("lookback_secs"),
+            self.rca.lookback,
+            Duration::from_secs(30),
+            Duration::from_secs(7 * 86_400),
+        );
+        problems.positive_duration(&rca.field("after_secs"), self.rca.after, MAX_WINDOW);
+        problems.positive_duration(&rca.field("step_secs"), self.rca.step, MAX_INTERVAL);
         problems.positive(&rca.field("onset_sigmas"), self.rca.onset_sigmas);
+        problems.duration(
+            &rca.field("rate_window_secs"),
+            self.rca.rate_window,
+            Duration::from_secs(1),
+            Duration::from_secs(3600),
+        );
         problems.range(&rca.field("top"), self.rca.top, 1, 100);
         for (i, q) in self.rca.extra_queries.iter().enumerate() {
-            problems.non_empty(&rca.field("extra_queries").index(i), q);
+            let field = rca.field("extra_queries").index(i);
+            problems.non_empty(&field, q);
+            if let (false, Err(e)) = (q.trim().is_empty(), crate::promql::check::selectors(q)) {
+                problems.push(&field, format!("not valid PromQL: {e}"));
+            }
         }
     }
 }
 
 impl BaselineConfig {
     pub fn validate(&self, path: &Path, problems: &mut Problems) {
-        let mut previous = 0;
-        for (i, p) in self.periods_secs.iter().enumerate() {
+        let mut previous = Duration::ZERO;
+        for (i, p) in self.periods.iter().enumerate() {
             let at = path.field("periods_secs").index(i);
-            if *p < 600 {
-                problems.push(&at, format!("must be at least 600 seconds, got {p}"));
+            if *p < Duration::from_secs(600) {
+                problems.push(&at, format!("must be at least 600 seconds, got {}", p.as_secs()));
+            } else if *p > MAX_WINDOW {
+                problems.duration(&at, *p, Duration::from_secs(600), MAX_WINDOW);
             } else if *p <= previous {
                 problems.push(&at, "periods must be listed shortest first, without repeats");
             }
@@ -388,7 +473,13 @@ impl BaselineConfig {
         }
         problems.range(&path.field("max_cycles"), self.max_cycles, 1, 8);
         problems.range(&path.field("window_points"), self.window_points, 0, 60);
-        problems.positive(&path.field("level_window_secs"), self.level_window_secs);
+        problems.positive_duration(&path.field("level_window_secs"), self.level_window, MAX_WINDOW);
+        problems.duration(
+            &path.field("level_gap_secs"),
+            self.level_gap,
+            Duration::ZERO,
+            MAX_WINDOW,
+        );
         problems.positive(&path.field("band_width"), self.band_width);
         problems.range(&path.field("min_points"), self.min_points, 5, 100_000);
         problems.range(&path.field("relative_floor"), self.relative_floor, 0.0, 1.0);
@@ -411,6 +502,29 @@ evaluation_interval_secs = 60
 step_secs = 60
 # Root-cause reports (Markdown and JSON) land here.
 report_dir = "deepwatch-reports"
+# "i/n": this analyzer is shard i of n analyzers sharing one fleet. Series are split by a hash
+# of their identity, alerts by fingerprint, notifications by group key, so none is handled
+# twice; shard 0 alone runs probes, capacity plans and drift. Give every shard the same
+# Alertmanager webhooks (each ignores what it does not own). "0/1" = one analyzer.
+shard = "0/1"
+# Headers on every Prometheus request, e.g. the tenant of Mimir or Cortex:
+#   prometheus_headers = { "X-Scope-OrgID" = "team-a" }
+prometheus_headers = {}
+
+# Authentication towards Prometheus (or Thanos, Mimir, VictoriaMetrics behind a proxy): a bearer
+# token or HTTP basic auth, not both. The *_file forms keep secrets out of this file.
+[analyzer.prometheus_auth]
+# bearer_token_file = "/etc/deepwatch/prometheus.token"
+# username = "deepwatch"
+# password_file = "/etc/deepwatch/prometheus.password"
+
+# TLS of an https prometheus_url: the system roots plus ca_file; cert_file and key_file present
+# a client certificate (mutual TLS). insecure_skip_verify accepts any certificate (lab only).
+[analyzer.prometheus_tls]
+# ca_file = "/etc/deepwatch/ca.pem"
+# cert_file = "/etc/deepwatch/analyzer.pem"
+# key_file = "/etc/deepwatch/analyzer.key"
+insecure_skip_verify = false
 
 # Seasonal-offset median with MAD bands: the expected value is the median of the same moment
 # in past days and weeks, each aligned to today's level; the band is expected +- band_width
@@ -456,18 +570,20 @@ min_ratio = 0.8
 max_drop = 0.1
 min_points = 5
 
-# Root-cause ranking: candidates are compared with the lookback window before the onset.
+# Root-cause ranking: candidates are compared with the lookback window before the onset (or
+# with whatever history exists, when there is less); rate_window_secs is their rate() window.
 [analyzer.rca]
 lookback_secs = 3600
 after_secs = 600
 step_secs = 15
 onset_sigmas = 4.0
+rate_window_secs = 60
 top = 10
 extra_queries = []
 
 # Baselined series: each PromQL result series gets its own baseline, exported as
 # deepwatch_baseline_{expected,lower,upper} and deepwatch_anomaly_score with labels
-# series, model, model_version, pool, instance. Detectors: band, shift, leak, accuracy.
+# series, model, model_version, pool, instance. Detectors: surprise, band, shift, leak, accuracy.
 [[analyzer.series]]
 name = "request_rate"
 query = "sum by (model, pool) (rate(deepwatch_requests_total[5m]))"
@@ -523,6 +639,15 @@ prometheus_url = "prometheus:9090"
 query_timeout_ms = 0
 retries = 50
 report_dir = ""
+shard = "2/2"
+prometheus_headers = { "X Scope" = "a" }
+[analyzer.prometheus_auth]
+bearer_token = "t0ken"
+username = "admin"
+password = "pw"
+[analyzer.prometheus_tls]
+ca_file = "/nonexistent/ca.pem"
+cert_file = "/nonexistent/client.pem"
 [analyzer.baseline]
 periods_secs = [604800, 86400, 60]
 band_width = 0.0
@@ -534,6 +659,8 @@ reference_offset_secs = 3600
 false_alarm_rate = 0.9
 [analyzer.rca]
 top = 0
+rate_window_secs = 0
+extra_queries = ["up", "sum by (engine (up)"]
 [[analyzer.series]]
 name = "a"
 query = ""
@@ -554,6 +681,11 @@ query = "up"
             "analyzer.query_timeout_ms: must be greater than 0, got 0",
             "analyzer.retries: must be between 0 and 10, got 50",
             "analyzer.report_dir: must not be empty",
+            "analyzer.shard: index must be below the count (2 is not below 2)",
+            "analyzer.prometheus_headers.\"X Scope\": \"X Scope\" is not a valid header name",
+            "analyzer.prometheus_auth: set either a bearer token",
+            "analyzer.prometheus_tls.ca_file: cannot read /nonexistent/ca.pem",
+            "analyzer.prometheus_tls.key_file: must be set when cert_file is set",
             "analyzer.baseline.periods_secs[1]: periods must be listed shortest first",
             "analyzer.baseline.periods_secs[2]: must be at least 600 seconds, got 60",
             "analyzer.baseline.band_width: must be greater than 0",
@@ -561,6 +693,8 @@ query = "up"
             "analyzer.drift.reference_offset_secs: must be at least window_secs",
             "analyzer.drift.false_alarm_rate: must be between 0 and 0.5 (exclusive), got 0.9",
             "analyzer.rca.top: must be between 1 and 100, got 0",
+            "analyzer.rca.rate_window_secs: must be greater than 0, got 0",
+            "analyzer.rca.extra_queries[1]: not valid PromQL",
             "analyzer.series[0].query: must not be empty",
             "analyzer.series[0].detectors[1]: unknown detector \"prophet\"",
             "analyzer.series[0].min_band: must be 0 or more, got -1",
@@ -585,7 +719,7 @@ query = "up"
         )
         .unwrap();
         config.validate().unwrap();
-        assert!(config.analyzer.baseline.periods_secs.is_empty());
+        assert!(config.analyzer.baseline.periods.is_empty());
         assert_eq!(config.analyzer.series.len(), 1);
     }
 }

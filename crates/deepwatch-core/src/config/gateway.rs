@@ -1,11 +1,14 @@
 //! The `[gateway]` section of `deepwatch.toml`: listeners and credentials, label allow-lists,
 //! timeouts and limits, upstream pools with their health settings, retry, rollout defaults,
 //! the sensitive-data scanner's per-tenant policies, fault injection and the request log.
-//! Durations are integers with their unit in the name (`interval_ms`, `step_secs`).
+//! Durations are written as integers with their unit in the key (`interval_ms`, `step_secs`)
+//! and held as `Duration` (`duration.rs`).
 
+use super::duration::{MAX_INTERVAL, MAX_TIMEOUT, MAX_WINDOW};
 use super::{Path, Problems};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 /// Default proxy address: all interfaces, port 8080 (vLLM's own default is 8000).
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -49,14 +52,42 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Time a client has to send its request headers; also how long a keep-alive connection
     /// may sit idle between requests.
-    pub client_header_timeout_ms: u64,
-    pub upstream_connect_timeout_ms: u64,
+    #[serde(rename = "client_header_timeout_ms", with = "crate::config::duration::millis")]
+    pub client_header_timeout: Duration,
+    /// Time a client has to send its whole request body (408 after).
+    #[serde(rename = "client_body_timeout_ms", with = "crate::config::duration::millis")]
+    pub client_body_timeout: Duration,
+    #[serde(rename = "upstream_connect_timeout_ms", with = "crate::config::duration::millis")]
+    pub upstream_connect_timeout: Duration,
+    /// Idle upstream connections are closed after this long, before the engine closes them
+    /// (uvicorn, and so vLLM, closes idle keep-alive connections after 5 s).
+    #[serde(rename = "upstream_keepalive_ms", with = "crate::config::duration::millis")]
+    pub upstream_keepalive: Duration,
     /// Time from sending a request upstream to its response headers.
-    pub upstream_header_timeout_ms: u64,
+    #[serde(rename = "upstream_header_timeout_ms", with = "crate::config::duration::millis")]
+    pub upstream_header_timeout: Duration,
     /// Longest silence from an upstream while reading its body (first token included).
-    pub upstream_idle_timeout_ms: u64,
-    /// SSE comment sent to streaming clients after this much silence; 0 disables.
-    pub keepalive_interval_ms: u64,
+    #[serde(rename = "upstream_idle_timeout_ms", with = "crate::config::duration::millis")]
+    pub upstream_idle_timeout: Duration,
+    /// SSE comment sent to streaming clients after this much silence; 0 disables. While a
+    /// first-token deadline is on, nothing (not even a keep-alive) goes out before the
+    /// upstream's first content byte, so the request can still move to another upstream.
+    #[serde(rename = "keepalive_interval_ms", with = "crate::config::duration::millis")]
+    pub keepalive_interval: Duration,
+    /// Deadline from sending a streamed request upstream to its first content byte; past it
+    /// the attempt is dropped and retried elsewhere (the last attempt waits on). 0 disables.
+    /// Unset: ten times `rules.thresholds.ttft.critical` (10 s with the defaults). Pools may
+    /// override it.
+    #[serde(
+        rename = "first_token_timeout_ms",
+        with = "crate::config::duration::opt_millis",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub first_token_timeout: Option<Duration>,
+    /// Client request headers never sent upstream, besides hop-by-hop and gateway-owned ones
+    /// (lowercase names, e.g. `cookie`).
+    pub forward_headers_deny: Vec<String>,
     pub retry: RetryConfig,
     pub pools: Vec<PoolConfig>,
     pub rollout: RolloutConfig,
@@ -66,6 +97,12 @@ pub struct GatewayConfig {
     /// Append-only JSON-lines file of deploy events (start, step, rollback, promote, failover);
     /// empty keeps them in memory only (`GET /admin/events`).
     pub events_path: String,
+    /// Model name -> price per million tokens, for `deepwatch_spend_total`; models without a
+    /// price have no spend series.
+    pub prices: super::cost::Prices,
+    /// Tenant -> spend budget per day, in the currency of `prices`; exported as
+    /// `deepwatch_tenant_daily_budget` for the `TenantBudgetExceeded` alert.
+    pub daily_budgets: BTreeMap<String, f64>,
 }
 
 impl Default for GatewayConfig {
@@ -82,11 +119,15 @@ impl Default for GatewayConfig {
             models: Vec::new(),
             max_model_labels: 16,
             max_body_bytes: 8 * 1024 * 1024,
-            client_header_timeout_ms: 30_000,
-            upstream_connect_timeout_ms: 2_000,
-            upstream_header_timeout_ms: 60_000,
-            upstream_idle_timeout_ms: 300_000,
-            keepalive_interval_ms: 10_000,
+            client_header_timeout: Duration::from_millis(30_000),
+            client_body_timeout: Duration::from_millis(60_000),
+            upstream_connect_timeout: Duration::from_millis(2_000),
+            upstream_keepalive: Duration::from_millis(4_000),
+            upstream_header_timeout: Duration::from_millis(60_000),
+            upstream_idle_timeout: Duration::from_millis(300_000),
+            keepalive_interval: Duration::from_millis(10_000),
+            first_token_timeout: None,
+            forward_headers_deny: Vec::new(),
             retry: RetryConfig::default(),
             pools: Vec::new(),
             rollout: RolloutConfig::default(),
@@ -94,6 +135,8 @@ impl Default for GatewayConfig {
             faults: FaultsConfig::default(),
             request_log: RequestLogConfig::default(),
             events_path: String::new(),
+            prices: super::cost::Prices::new(),
+            daily_budgets: BTreeMap::new(),
         }
     }
 }
@@ -131,6 +174,19 @@ pub struct PoolConfig {
     /// Bearer key sent upstream; empty forwards the client's `Authorization` when the gateway
     /// has no `api_keys` of its own, else sends none.
     pub api_key: String,
+    /// Environment variable holding the upstream key (instead of `api_key`); read at start,
+    /// never logged. The client's `Authorization` is then never forwarded.
+    pub api_key_env: String,
+    /// File holding the upstream key (trailing whitespace trimmed; a mounted secret).
+    pub api_key_file: String,
+    /// This pool's first-token deadline (overrides `gateway.first_token_timeout_ms`).
+    #[serde(
+        rename = "first_token_timeout_ms",
+        with = "crate::config::duration::opt_millis",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub first_token_timeout: Option<Duration>,
     pub health: HealthConfig,
 }
 
@@ -143,6 +199,9 @@ impl Default for PoolConfig {
             model_version: "unknown".to_string(),
             upstreams: Vec::new(),
             api_key: String::new(),
+            api_key_env: String::new(),
+            api_key_file: String::new(),
+            first_token_timeout: None,
             health: HealthConfig::default(),
         }
     }
@@ -154,33 +213,49 @@ impl Default for PoolConfig {
 pub struct HealthConfig {
     /// Eject an upstream whose error ratio over the window reaches this (0-1).
     pub error_ratio: f64,
-    pub window_secs: u64,
+    #[serde(rename = "window_secs", with = "crate::config::duration::secs")]
+    pub window: Duration,
     /// Requests in the window before the ratio counts.
     pub min_requests: u64,
     /// Consecutive failed requests that eject at once, whatever the ratio.
     pub consecutive_failures: u32,
     /// Probe path (GET, 2xx = pass); empty disables active probes.
     pub probe_path: String,
-    pub probe_interval_ms: u64,
-    pub probe_timeout_ms: u64,
+    #[serde(rename = "probe_interval_ms", with = "crate::config::duration::millis")]
+    pub probe_interval: Duration,
+    #[serde(rename = "probe_timeout_ms", with = "crate::config::duration::millis")]
+    pub probe_timeout: Duration,
     /// Consecutive passing probes that bring an ejected upstream back.
     pub healthy_after: u32,
     /// Consecutive failing probes that eject an upstream.
     pub unhealthy_after: u32,
+    /// Generation probe: ask the upstream for one token (`max_tokens = 1`) within the
+    /// first-token deadline. An upstream ejected for not generating (a missed first-token
+    /// deadline, a failed generation probe) returns only after `healthy_after` generation
+    /// probes pass, whatever `/health` says; a healthy one is generation-probed every
+    /// `generation_probe_interval_ms`.
+    pub generation_probe: bool,
+    #[serde(rename = "generation_probe_interval_ms", with = "crate::config::duration::millis")]
+    pub generation_probe_interval: Duration,
+    /// Model the generation probe asks; empty = the first model of the upstream's `/v1/models`.
+    pub generation_probe_model: String,
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
         HealthConfig {
             error_ratio: 0.5,
-            window_secs: 10,
+            window: Duration::from_secs(10),
             min_requests: 10,
             consecutive_failures: 3,
             probe_path: "/health".to_string(),
-            probe_interval_ms: 1_000,
-            probe_timeout_ms: 500,
+            probe_interval: Duration::from_millis(1_000),
+            probe_timeout: Duration::from_millis(500),
             healthy_after: 2,
             unhealthy_after: 2,
+            generation_probe: true,
+            generation_probe_interval: Duration::from_millis(5_000),
+            generation_probe_model: String::new(),
         }
     }
 }
@@ -192,7 +267,8 @@ pub struct RolloutConfig {
     /// Canary weights in percent; reaching 100 promotes.
     pub steps: Vec<u32>,
     /// Analysis window of each step.
-    pub step_secs: u64,
+    #[serde(rename = "step_secs", with = "crate::config::duration::secs")]
+    pub step: Duration,
     /// Requests each side needs in the window; fewer extends the step.
     pub min_samples: u64,
     /// Canary TTFT p95 may be at most this multiple of stable's (plus `latency_slack_ms`).
@@ -200,7 +276,8 @@ pub struct RolloutConfig {
     /// Canary TPOT p95 may be at most this multiple of stable's (plus `latency_slack_ms`).
     pub max_tpot_p95_ratio: f64,
     /// Absolute slack on the latency comparisons, so sub-millisecond noise does not fail.
-    pub latency_slack_ms: u64,
+    #[serde(rename = "latency_slack_ms", with = "crate::config::duration::millis")]
+    pub latency_slack: Duration,
     /// Canary error ratio may exceed stable's by at most this (0-1).
     pub max_error_ratio_increase: f64,
     /// Canary stream-cut ratio may exceed stable's by at most this (0-1).
@@ -211,11 +288,11 @@ impl Default for RolloutConfig {
     fn default() -> Self {
         RolloutConfig {
             steps: vec![1, 5, 25, 50, 100],
-            step_secs: 60,
+            step: Duration::from_secs(60),
             min_samples: 50,
             max_ttft_p95_ratio: 1.25,
             max_tpot_p95_ratio: 1.25,
-            latency_slack_ms: 10,
+            latency_slack: Duration::from_millis(10),
             max_error_ratio_increase: 0.02,
             max_stream_cut_ratio_increase: 0.01,
         }
@@ -292,7 +369,8 @@ pub struct FaultRule {
     /// Route path, e.g. `/v1/chat/completions`.
     pub endpoint: String,
     /// Added before the request goes upstream.
-    pub latency_ms: u64,
+    #[serde(rename = "latency_ms", with = "crate::config::duration::millis")]
+    pub latency: Duration,
     /// Share of requests answered with `error_status` instead (0-1).
     pub error_rate: f64,
     pub error_status: u16,
@@ -314,8 +392,28 @@ pub struct FaultsConfig {
 pub struct RequestLogConfig {
     /// JSON-lines file, one line per request; `-` = stdout; empty disables.
     pub path: String,
-    /// Also log prompt and output text (off: only ids, timings, counts, outcome).
+    /// Also log prompt and output text, every value the sensitive-data detectors find replaced
+    /// by `[REDACTED:<kind>]` whatever the scanner policies (off: only ids, timings, counts).
     pub include_text: bool,
+}
+
+/// Factor between the TTFT critical threshold (`rules.thresholds.ttft.critical`, p99) and the
+/// default first-token deadline: a first token ten times later than the critical p99 is taken
+/// for a hung engine, not a slow one.
+pub const FIRST_TOKEN_DEADLINE_FACTOR: f64 = 10.0;
+
+/// The first-token deadline derived from a TTFT critical threshold in seconds.
+pub fn first_token_deadline(ttft_critical_secs: f64) -> Duration {
+    let ms = (ttft_critical_secs * FIRST_TOKEN_DEADLINE_FACTOR * 1000.0).round().max(1.0);
+    Duration::from_millis(ms.min(super::duration::MAX_TIMEOUT.as_millis() as f64) as u64)
+}
+
+impl GatewayConfig {
+    /// The first-token deadline of `pool` (zero = off); `derived` stands in when neither
+    /// the pool nor the gateway sets one.
+    pub fn first_token_timeout(&self, pool: &PoolConfig, derived: Duration) -> Duration {
+        pool.first_token_timeout.or(self.first_token_timeout).unwrap_or(derived)
+    }
 }
 
 /// Routes the gateway proxies; fault rules must name one of them.
@@ -332,9 +430,12 @@ impl GatewayConfig {
         {
             problems.push(&path.field("admin_listen"), "must differ from listen");
         }
+        problems.bearer_token(&path.field("admin_token"), &self.admin_token);
         for (key, tenant) in &self.api_keys {
             if key.trim().is_empty() {
                 problems.push(&path.field("api_keys"), "keys must not be empty");
+            } else {
+                problems.bearer_token(&path.field("api_keys"), key);
             }
             problems.non_empty(&path.field("api_keys").key(key), tenant);
         }
@@ -358,13 +459,35 @@ impl GatewayConfig {
         problems.positive(&path.field("max_model_labels"), self.max_model_labels);
         problems.positive(&path.field("max_body_bytes"), self.max_body_bytes);
         for (name, v) in [
-            ("client_header_timeout_ms", self.client_header_timeout_ms),
-            ("upstream_connect_timeout_ms", self.upstream_connect_timeout_ms),
-            ("upstream_header_timeout_ms", self.upstream_header_timeout_ms),
-            ("upstream_idle_timeout_ms", self.upstream_idle_timeout_ms),
+            ("client_header_timeout_ms", self.client_header_timeout),
+            ("client_body_timeout_ms", self.client_body_timeout),
+            ("upstream_connect_timeout_ms", self.upstream_connect_timeout),
+            ("upstream_keepalive_ms", self.upstream_keepalive),
+            ("upstream_header_timeout_ms", self.upstream_header_timeout),
+            ("upstream_idle_timeout_ms", self.upstream_idle_timeout),
         ] {
-            problems.positive(&path.field(name), v);
+            problems.positive_duration(&path.field(name), v, MAX_TIMEOUT);
         }
+        for (i, name) in self.forward_headers_deny.iter().enumerate() {
+            let valid = !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !valid {
+                problems.push(
+                    &path.field("forward_headers_deny").index(i),
+                    format!("must be a lowercase header name, got {name:?}"),
+                );
+            }
+        }
+        if let Some(deadline) = self.first_token_timeout {
+            let at = path.field("first_token_timeout_ms");
+            problems.duration(&at, deadline, Duration::ZERO, MAX_TIMEOUT);
+        }
+        problems.duration(
+            &path.field("keepalive_interval_ms"),
+            self.keepalive_interval,
+            Duration::ZERO,
+            MAX_TIMEOUT,
+        );
         for (i, s) in self.retry.on_status.iter().enumerate() {
             problems.range(&path.field("retry").field("on_status").index(i), *s, 400, 599);
         }
@@ -377,6 +500,8 @@ impl GatewayConfig {
         for (i, rule) in self.faults.rules.iter().enumerate() {
             validate_fault_rule(rule, &path.field("faults").field("rules").index(i), problems);
         }
+        super::cost::validate_prices(&self.prices, &path.field("prices"), problems);
+        super::cost::validate_budgets(&self.daily_budgets, &path.field("daily_budgets"), problems);
     }
 
     fn validate_pools(&self, path: &Path, problems: &mut Problems) {
@@ -389,6 +514,17 @@ impl GatewayConfig {
             }
             problems.range(&at.field("weight"), pool.weight, 0, 100);
             problems.non_empty(&at.field("model_version"), &pool.model_version);
+            problems.bearer_token(&at.field("api_key"), &pool.api_key);
+            let key_sources = [&pool.api_key, &pool.api_key_env, &pool.api_key_file]
+                .iter()
+                .filter(|v| !v.is_empty())
+                .count();
+            if key_sources > 1 {
+                problems.push(
+                    &at.field("api_key"),
+                    "set at most one of api_key, api_key_env and api_key_file",
+                );
+            }
             let mut seen = HashSet::new();
             for (j, url) in pool.upstreams.iter().enumerate() {
                 let up = at.field("upstreams").index(j);
@@ -403,14 +539,29 @@ impl GatewayConfig {
                     problems.push(&up, format!("duplicate upstream {url:?}"));
                 }
             }
+            if let Some(deadline) = pool.first_token_timeout {
+                let ft = at.field("first_token_timeout_ms");
+                problems.duration(&ft, deadline, Duration::ZERO, MAX_TIMEOUT);
+            }
             let h = &pool.health;
             let hp = at.field("health");
             problems.range(&hp.field("error_ratio"), h.error_ratio, 0.0, 1.0);
-            problems.positive(&hp.field("window_secs"), h.window_secs);
-            problems.positive(&hp.field("probe_interval_ms"), h.probe_interval_ms);
-            problems.positive(&hp.field("probe_timeout_ms"), h.probe_timeout_ms);
+            problems.positive_duration(&hp.field("window_secs"), h.window, MAX_WINDOW);
+            problems.positive_duration(
+                &hp.field("probe_interval_ms"),
+                h.probe_interval,
+                MAX_INTERVAL,
+            );
+            problems.positive_duration(&hp.field("probe_timeout_ms"), h.probe_timeout, MAX_TIMEOUT);
             problems.positive(&hp.field("healthy_after"), h.healthy_after);
             problems.positive(&hp.field("unhealthy_after"), h.unhealthy_after);
+            if h.generation_probe {
+                problems.positive_duration(
+                    &hp.field("generation_probe_interval_ms"),
+                    h.generation_probe_interval,
+                    MAX_INTERVAL,
+                );
+            }
             if !h.probe_path.is_empty() && !h.probe_path.starts_with('/') {
                 problems.push(
                     &hp.field("probe_path"),
@@ -432,7 +583,13 @@ fn validate_rollout(r: &RolloutConfig, path: &Path, problems: &mut Problems) {
     if r.steps.windows(2).any(|w| w[0] >= w[1]) {
         problems.push(&steps, format!("must increase strictly, got {:?}", r.steps));
     }
-    problems.positive(&path.field("step_secs"), r.step_secs);
+    problems.positive_duration(&path.field("step_secs"), r.step, MAX_INTERVAL);
+    problems.duration(
+        &path.field("latency_slack_ms"),
+        r.latency_slack,
+        Duration::ZERO,
+        MAX_TIMEOUT,
+    );
     problems.positive(&path.field("min_samples"), r.min_samples);
     problems.range(&path.field("max_ttft_p95_ratio"), r.max_ttft_p95_ratio, 1.0, 100.0);
     problems.range(&path.field("max_tpot_p95_ratio"), r.max_tpot_p95_ratio, 1.0, 100.0);
@@ -463,6 +620,7 @@ fn validate_fault_rule(rule: &FaultRule, path: &Path, problems: &mut Problems) {
             format!("unknown route {:?}, expected one of {}", rule.endpoint, ROUTES.join(", ")),
         );
     }
+    problems.duration(&path.field("latency_ms"), rule.latency, Duration::ZERO, MAX_TIMEOUT);
     problems.range(&path.field("error_rate"), rule.error_rate, 0.0, 1.0);
     if rule.error_rate > 0.0 {
         problems.range(&path.field("error_status"), rule.error_status, 400, 599);
@@ -496,7 +654,12 @@ max_model_labels = 16
 max_body_bytes = 8388608
 # Time a client has to send request headers; also the idle limit of keep-alive connections.
 client_header_timeout_ms = 30000
+# Time a client has to send its whole request body (408 after), as nginx's 60 s.
+client_body_timeout_ms = 60000
 upstream_connect_timeout_ms = 2000
+# Idle upstream connections are closed after this, before engines close them (vLLM: 5 s); a
+# request meeting a connection the upstream closed anyway is retried once on a new one.
+upstream_keepalive_ms = 4000
 # Time to the upstream's response headers.
 upstream_header_timeout_ms = 60000
 # Longest silence from an upstream while reading its body (the wait for the first token too).
@@ -504,6 +667,14 @@ upstream_idle_timeout_ms = 300000
 # SSE keep-alive comment sent to streaming clients after this much silence (0 = never), so
 # load balancers with idle timeouts do not cut long reasoning before the first token.
 keepalive_interval_ms = 10000
+# Deadline from sending a streamed request upstream to its first content byte: past it the
+# attempt is dropped and retried on another upstream or the standby (0 = off). Nothing, not
+# even a keep-alive, reaches the client before the first content byte while it is on.
+# Unset: 10 x rules.thresholds.ttft.critical (10 s). Pools may set their own.
+# first_token_timeout_ms = 10000
+# Client headers go upstream (traceparent, tracestate, baggage, OpenAI-Organization, custom
+# ones) except hop-by-hop and gateway-owned ones and these; X-Forwarded-For gets the client.
+forward_headers_deny = []
 # Append-only JSON-lines log of deploy events; empty = in memory only (GET /admin/events).
 events_path = ""
 # Upstream pools: see the commented [[gateway.pools]] example below.
@@ -562,13 +733,27 @@ rules = []
 path = ""
 include_text = false
 
+# Model -> price per million tokens, in the currency of rules.cost.currency, for the spend
+# counter deepwatch_spend_total{tenant,model,pool}. A cached prompt token (served from the
+# prefix cache, usage.prompt_tokens_details.cached_tokens) costs cached_prompt_per_million
+# (unset = prompt_per_million). Models without a price have no spend series.
+[gateway.prices]
+# "deepseek-r1" = { prompt_per_million = 0.55, cached_prompt_per_million = 0.14, completion_per_million = 2.19 }
+
+# Tenant -> spend budget per day (same currency), exported as deepwatch_tenant_daily_budget:
+# TenantBudgetExceeded warns when the last 24 h spent more, and tells (info) when the last
+# hour's pace would spend more in a day. Tenants without a budget are not alerted on.
+[gateway.daily_budgets]
+# "team-a" = 200.0
+
 # [[gateway.pools]]
 # name = "blue"
 # weight = 100                  # percent of its priority tier; rollouts move it
 # priority = 0                  # higher numbers are standbys
 # model_version = "deepseek-v3-0324"
 # upstreams = ["http://10.0.0.11:8000", "http://10.0.0.12:8000"]
-# api_key = ""
+# api_key = ""                  # or api_key_env = "DEEPSEEK_API_KEY", api_key_file = "/run/secrets/key"
+# first_token_timeout_ms = 10000  # this pool's own first-token deadline
 # [gateway.pools.health]
 # error_ratio = 0.5             # passive: eject at this error ratio over the window
 # window_secs = 10
@@ -579,6 +764,9 @@ include_text = false
 # probe_timeout_ms = 500
 # healthy_after = 2
 # unhealthy_after = 2
+# generation_probe = true       # ask for one token within the first-token deadline; an engine
+# generation_probe_interval_ms = 5000  # ejected for not generating returns only once it does
+# generation_probe_model = ""   # empty = first model of the upstream's /v1/models
 "#;
 
 #[cfg(test)]
@@ -660,6 +848,29 @@ mod tests {
         assert!(text.contains("gateway.pin_keys[3]: is listed twice"), "{text}");
         assert!(!text.contains("gateway.pin_keys[0]"), "{text}");
         assert!(!text.contains("sk-secret-unknown"), "a key leaked into a problem: {text}");
+    }
+
+    #[test]
+    fn tokens_that_cannot_travel_as_bearer_tokens_are_refused_unechoed() {
+        let text = problems_of(
+            r#"
+            admin_token = "two words"
+            [api_keys]
+            "sk:colon" = "t"
+            "sk-fine" = "u"
+            [[pools]]
+            name = "blue"
+            upstreams = ["http://127.0.0.1:8000"]
+            api_key = "k\u00e9y"
+            "#,
+        );
+        for field in ["gateway.admin_token", "gateway.api_keys", "gateway.pools[0].api_key"] {
+            assert!(text.contains(&format!("{field}: cannot be sent as a bearer token")), "{text}");
+        }
+        assert_eq!(text.matches("bearer token").count(), 3, "{text}");
+        for secret in ["two words", "sk:colon", "k\u{e9}y"] {
+            assert!(!text.contains(secret), "a token leaked into a problem: {text}");
+        }
     }
 
     #[test]

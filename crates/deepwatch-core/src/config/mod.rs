@@ -6,6 +6,9 @@
 
 pub mod agent;
 pub mod analyzer;
+pub mod client;
+pub mod cost;
+pub mod duration;
 pub mod gateway;
 pub mod notify;
 pub mod probes;
@@ -17,6 +20,7 @@ pub mod sim;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::Path as FsPath;
+use std::time::Duration;
 
 /// The whole `deepwatch.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -34,6 +38,22 @@ pub struct Config {
 }
 
 impl Config {
+    /// The `[rules]` spec with what other sections decide about the generated files: the
+    /// analyzer receiver's bearer token comes from `remediation.webhook_token_file` (as
+    /// `credentials_file`) or `remediation.webhook_token`.
+    pub fn rules_spec(&self) -> rules::RulesConfig {
+        let mut spec = self.rules.clone();
+        let r = &self.remediation;
+        spec.receivers.analyzer_authorization = if !r.webhook_token_file.is_empty() {
+            Some(rules::WebhookAuthorization::CredentialsFile(r.webhook_token_file.clone()))
+        } else if !r.webhook_token.is_empty() {
+            Some(rules::WebhookAuthorization::Credentials(r.webhook_token.clone()))
+        } else {
+            None
+        };
+        spec
+    }
+
     /// Parses TOML text; syntax errors and unknown keys name their line and key.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
         toml::from_str(text)
@@ -179,6 +199,35 @@ impl Problems {
         }
     }
 
+    /// A duration must lie in `min..=max`. The message speaks the unit of the key the path ends
+    /// in (`timeout_ms` in milliseconds, `window_secs` in seconds), as the user wrote it; a
+    /// zero where zero is not allowed reads like [`positive`](Self::positive).
+    pub fn duration(&mut self, path: &Path, value: Duration, min: Duration, max: Duration) {
+        let unit = duration::Unit::of_key(path.as_str());
+        if value.is_zero() && !min.is_zero() {
+            self.push(path, "must be greater than 0, got 0");
+        } else if value < min || value > max {
+            self.push(
+                path,
+                format!(
+                    "must be between {} and {}, got {}",
+                    unit.render(min),
+                    unit.render(max),
+                    unit.render(value)
+                ),
+            );
+        }
+    }
+
+    /// A duration must be greater than zero and at most `max`.
+    pub fn positive_duration(&mut self, path: &Path, value: Duration, max: Duration) {
+        let smallest = match duration::Unit::of_key(path.as_str()) {
+            duration::Unit::Millis => Duration::from_millis(1),
+            duration::Unit::Secs => Duration::from_secs(1),
+        };
+        self.duration(path, value, smallest, max);
+    }
+
     /// `value` must be an absolute http(s) URL.
     pub fn http_url(&mut self, path: &Path, value: &str) {
         match url::Url::parse(value) {
@@ -208,6 +257,18 @@ impl Problems {
     pub fn non_empty(&mut self, path: &Path, value: &str) {
         if value.trim().is_empty() {
             self.push(path, "must not be empty");
+        }
+    }
+
+    /// A token sent as `Authorization: Bearer <token>` (empty is allowed: the caller decides
+    /// what empty means). The value is a secret and is never echoed.
+    pub fn bearer_token(&mut self, path: &Path, value: &str) {
+        if !value.is_empty() && !crate::api::bearer::is_b64token(value) {
+            self.push(
+                path,
+                "cannot be sent as a bearer token: use only A-Z a-z 0-9 - . _ ~ + / \
+                 (and = at the end)",
+            );
         }
     }
 }
@@ -283,6 +344,137 @@ mod tests {
         assert_eq!(p.0.len(), 5, "{text}");
         assert!(text.contains("x.weight: must be between 0 and 100, got 150"), "{text}");
         assert!(text.contains("x.url: must be an http or https URL"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod duration_bounds {
+    use super::*;
+
+    /// The default config plus one entry in every list whose entries hold durations, so that
+    /// every duration key of the schema appears.
+    fn every_section() -> Config {
+        let mut c = Config::default();
+        c.agent.push.url = "http://127.0.0.1:8428/api/v1/write".into();
+        c.agent.engines.push(agent::EngineConfig {
+            name: "e".into(),
+            url: "http://127.0.0.1:8000/metrics".into(),
+            ..Default::default()
+        });
+        c.agent
+            .logs
+            .push(agent::LogFileConfig { path: "/var/log/e.log".into(), ..Default::default() });
+        c.agent.peers.push(agent::PeerConfig {
+            name: "p".into(),
+            address: "10.0.0.2:22".into(),
+            ..Default::default()
+        });
+        c.gateway.first_token_timeout = Some(Duration::from_secs(10));
+        c.gateway.pools.push(gateway::PoolConfig {
+            name: "blue".into(),
+            first_token_timeout: Some(Duration::from_secs(5)),
+            upstreams: vec!["http://127.0.0.1:8000".into()],
+            ..Default::default()
+        });
+        c.gateway.faults.rules.push(gateway::FaultRule {
+            endpoint: "/v1/chat/completions".into(),
+            ..Default::default()
+        });
+        c
+    }
+
+    /// Paths (`agent.engines[0].timeout_ms`) of every integer whose key ends in `_ms` or
+    /// `_secs`, with the TOML value to rewrite.
+    fn duration_keys(value: &toml::Value, path: String, out: &mut Vec<String>) {
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let at = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    let is_duration = k.ends_with("_ms") || k.ends_with("_secs");
+                    match v {
+                        toml::Value::Integer(_) if is_duration => out.push(at),
+                        toml::Value::Array(a) if is_duration && !a.is_empty() => {
+                            if matches!(a[0], toml::Value::Integer(_)) {
+                                out.push(format!("{at}[0]"));
+                            }
+                        }
+                        _ => duration_keys(v, at, out),
+                    }
+                }
+            }
+            toml::Value::Array(a) => {
+                for (i, v) in a.iter().enumerate() {
+                    duration_keys(v, format!("{path}[{i}]"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn set(value: &mut toml::Value, path: &str, to: i64) {
+        let mut at = value;
+        for part in path.split('.') {
+            let (key, index) = match part.split_once('[') {
+                Some((k, i)) => (k, Some(i.trim_end_matches(']').parse::<usize>().unwrap())),
+                None => (part, None),
+            };
+            at = at.get_mut(key).unwrap();
+            if let Some(i) = index {
+                at = at.get_mut(i).unwrap();
+            }
+        }
+        *at = toml::Value::Integer(to);
+    }
+
+    /// Every duration key is bounded: a value that would hang a loop or overflow an `Instant`
+    /// (here i64::MAX, the largest integer TOML holds) is rejected by `config check`, and the
+    /// problem names the key.
+    #[test]
+    fn absurd_durations_are_rejected_naming_the_key() {
+        let config = every_section();
+        config.validate().unwrap();
+        let value = toml::Value::try_from(&config).unwrap();
+        let mut keys = Vec::new();
+        duration_keys(&value, String::new(), &mut keys);
+        assert!(keys.len() >= 50, "found only {} duration keys: {keys:?}", keys.len());
+        let mut unbounded = Vec::new();
+        for key in &keys {
+            let mut v = value.clone();
+            set(&mut v, key, i64::MAX);
+            let parsed: Config = v.try_into().unwrap_or_else(|e| panic!("{key}: {e}"));
+            match parsed.validate() {
+                Err(ConfigError::Invalid(p)) if p.0.iter().any(|p| p.path == *key) => {}
+                other => unbounded.push(format!("{key}: {other:?}")),
+            }
+        }
+        assert!(unbounded.is_empty(), "durations accepted at i64::MAX:\n{}", unbounded.join("\n"));
+    }
+
+    #[test]
+    fn duration_problems_speak_the_key_unit() {
+        let mut p = Problems::default();
+        let root = Path::root("x");
+        p.positive_duration(&root.field("timeout_ms"), Duration::ZERO, duration::MAX_TIMEOUT);
+        p.positive_duration(
+            &root.field("timeout_ms"),
+            Duration::from_secs(7200),
+            duration::MAX_TIMEOUT,
+        );
+        p.duration(
+            &root.field("window_secs"),
+            Duration::from_secs(10),
+            Duration::from_secs(300),
+            Duration::from_secs(600),
+        );
+        p.positive_duration(&root.field("ok_secs"), Duration::from_secs(1), duration::MAX_TIMEOUT);
+        let text = p.to_string();
+        assert_eq!(p.0.len(), 3, "{text}");
+        assert!(text.contains("x.timeout_ms: must be greater than 0, got 0"), "{text}");
+        assert!(
+            text.contains("x.timeout_ms: must be between 1 and 3600000, got 7200000"),
+            "{text}"
+        );
+        assert!(text.contains("x.window_secs: must be between 300 and 600, got 10"), "{text}");
     }
 }
 

@@ -3,9 +3,11 @@
 //! Alertmanager posts its webhook payload to `POST /notify/{channel}` on the analyzer daemon,
 //! which renders a Chinese or English message and signs it the way each service requires.
 
+use super::client::TlsConfig;
 use super::{Path, Problems};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -15,10 +17,14 @@ pub struct NotifyConfig {
     /// Offset of the times shown in messages, `+08:00` (China Standard Time) or `Z` for UTC.
     pub utc_offset: String,
     /// Time allowed for one delivery; a slower service counts as failed (Alertmanager retries).
-    pub timeout_secs: u64,
+    #[serde(rename = "timeout_secs", with = "crate::config::duration::secs")]
+    pub timeout: Duration,
     /// Alerts listed in one message; the rest are summarised as "and N more".
     pub max_alerts: usize,
     pub channels: Vec<ChannelConfig>,
+    /// TLS of the robot webhooks (all https): an extra CA for a corporate proxy or a private
+    /// robot gateway, a client certificate.
+    pub tls: TlsConfig,
 }
 
 impl Default for NotifyConfig {
@@ -26,9 +32,10 @@ impl Default for NotifyConfig {
         NotifyConfig {
             language: Language::Zh,
             utc_offset: "+08:00".to_string(),
-            timeout_secs: 10,
+            timeout: Duration::from_secs(10),
             max_alerts: 10,
             channels: Vec::new(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -125,8 +132,14 @@ impl NotifyConfig {
         if let Err(e) = self.utc_offset_seconds() {
             problems.push(&path.field("utc_offset"), e);
         }
-        problems.range(&path.field("timeout_secs"), self.timeout_secs, 1, 300);
+        problems.duration(
+            &path.field("timeout_secs"),
+            self.timeout,
+            Duration::from_secs(1),
+            Duration::from_secs(300),
+        );
         problems.range(&path.field("max_alerts"), self.max_alerts, 1, 100);
+        self.tls.validate(&path.field("tls"), problems);
         let mut names = HashSet::new();
         for (i, c) in self.channels.iter().enumerate() {
             let at = path.field("channels").index(i);
@@ -232,6 +245,12 @@ channels = []
 # kind = "feishu"
 # url = "https://open.feishu.cn/open-apis/bot/v2/hook/<token>"
 # secret = ""                              # signing secret ("签名校验"), empty if off
+
+# TLS towards the robots: the system roots are trusted, plus ca_file (a corporate TLS proxy, a
+# private robot gateway); cert_file and key_file present a client certificate.
+[notify.tls]
+# ca_file = "/etc/deepwatch/ca.pem"
+insecure_skip_verify = false
 "#;
 
 #[cfg(test)]

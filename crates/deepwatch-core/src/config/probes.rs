@@ -5,10 +5,12 @@
 //! to its target's pool or model version (the gateway's `x-deepwatch-pool` /
 //! `x-deepwatch-model-version` headers), so the answer is attributed to the version that gave it.
 
+use super::duration::{MAX_INTERVAL, MAX_TIMEOUT};
 use super::gateway::{MODEL_VERSION_HEADER, POOL_HEADER};
 use super::{Path, Problems};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -22,16 +24,18 @@ pub struct ProbesConfig {
     /// File whose trimmed content is the API key; wins over `api_key`.
     pub api_key_file: String,
     /// Time between the starts of two probe rounds.
-    pub interval_secs: u64,
-    /// One probe request slower than this counts as an error.
-    pub timeout_secs: u64,
+    #[serde(rename = "interval_secs", with = "crate::config::duration::secs")]
+    pub interval: Duration,
+    /// One probe request slower than this counts as unavailable (not scored).
+    #[serde(rename = "timeout_secs", with = "crate::config::duration::secs")]
+    pub timeout: Duration,
     /// Answers are short on purpose: probes must not load the fleet.
     pub max_tokens: u32,
     /// Sampling temperature; 0 makes answers as repeatable as the engine allows.
     pub temperature: f64,
     /// Pin every probe to its target (`x-deepwatch-pool` when the target names a pool,
     /// `x-deepwatch-model-version` otherwise) and count an answer from another pool or version
-    /// as an error. Off only for a gateway that is not deepwatch's (no pinning, no check).
+    /// as unavailable. Off only for a gateway that is not deepwatch's (no pinning, no check).
     pub pin: bool,
     pub targets: Vec<ProbeTarget>,
 }
@@ -43,8 +47,8 @@ impl Default for ProbesConfig {
             gateway_url: "http://127.0.0.1:8080".to_string(),
             api_key: String::new(),
             api_key_file: String::new(),
-            interval_secs: 60,
-            timeout_secs: 30,
+            interval: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
             max_tokens: 64,
             temperature: 0.0,
             pin: true,
@@ -122,14 +126,16 @@ impl Default for GoldenPrompt {
 impl ProbesConfig {
     pub fn validate(&self, path: &Path, problems: &mut Problems) {
         problems.http_url(&path.field("gateway_url"), &self.gateway_url);
-        problems.range(&path.field("interval_secs"), self.interval_secs, 1, 86_400);
-        problems.range(&path.field("timeout_secs"), self.timeout_secs, 1, 600);
-        if self.timeout_secs > self.interval_secs {
+        problems.bearer_token(&path.field("api_key"), &self.api_key);
+        problems.positive_duration(&path.field("interval_secs"), self.interval, MAX_INTERVAL);
+        problems.positive_duration(&path.field("timeout_secs"), self.timeout, MAX_TIMEOUT);
+        if self.timeout > self.interval {
             problems.push(
                 &path.field("timeout_secs"),
                 format!(
                     "must not exceed interval_secs ({}), got {}",
-                    self.interval_secs, self.timeout_secs
+                    self.interval.as_secs(),
+                    self.timeout.as_secs()
                 ),
             );
         }
@@ -196,9 +202,11 @@ pub const EXAMPLE: &str = r#"
 # Golden prompts sent through the gateway to each model version by the analyzer daemon.
 # Each request is pinned to its target (header x-deepwatch-pool = pool, or
 # x-deepwatch-model-version = model_version when no pool is named), so the answer is scored
-# against the version that gave it; an answer from another pool or version counts as an error.
-# Exported: deepwatch_probe_accuracy_ratio{model,model_version} (last round),
-# deepwatch_probe_results_total{model,model_version,probe,outcome} and
+# against the version that gave it; an answer from another pool or version counts as unavailable.
+# Outcomes: correct, wrong, unavailable (timeout, error, misrouted). Accuracy is
+# correct / (correct + wrong): a slow or down model is not a wrong one.
+# Exported: deepwatch_probe_accuracy_ratio{model,model_version} (last round; absent while no
+# probe is answered), deepwatch_probe_results_total{model,model_version,probe,outcome} and
 # deepwatch_probe_duration_seconds{model,model_version}.
 enabled = false
 gateway_url = "http://127.0.0.1:8080"

@@ -3,6 +3,7 @@
 
 use super::{Path, Problems};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -18,7 +19,8 @@ pub struct PushConfig {
     pub batch_size: usize,
     /// Gauges that moved less than this fraction since their last push are not re-pushed.
     pub min_change_ratio: f64,
-    pub timeout_ms: u64,
+    #[serde(rename = "timeout_ms", with = "crate::config::duration::millis")]
+    pub timeout: Duration,
 }
 
 impl Default for PushConfig {
@@ -30,7 +32,7 @@ impl Default for PushConfig {
             model: "deepseek-r1".into(),
             batch_size: 100,
             min_change_ratio: 0.05,
-            timeout_ms: 5000,
+            timeout: Duration::from_millis(5000),
         }
     }
 }
@@ -52,7 +54,12 @@ impl PushConfig {
         problems.non_empty(&path.field("model"), &self.model);
         problems.range(&path.field("batch_size"), self.batch_size, 1, 1_000_000);
         problems.range(&path.field("min_change_ratio"), self.min_change_ratio, 0.0, 1.0);
-        problems.range(&path.field("timeout_ms"), self.timeout_ms, 1, 600_000);
+        problems.duration(
+            &path.field("timeout_ms"),
+            self.timeout,
+            Duration::from_millis(1),
+            Duration::from_secs(600),
+        );
     }
 }
 

@@ -13,9 +13,12 @@ pub struct RulesConfig {
     pub scrape_interval_secs: u64,
     /// Evaluation interval of the fast rule groups.
     pub evaluation_interval_secs: u64,
+    /// Evaluation interval of the paging group (the critical latency alert and its quantile):
+    /// shorter than `evaluation_interval_secs` so a page does not wait for an evaluation.
+    pub page_evaluation_interval_secs: u64,
     /// `--storage.tsdb.retention.time` of the single (non-federated) Prometheus.
     pub retention_days: u64,
-    /// Alerts link to `<runbook_base_url>/<AlertName>`.
+    /// Where `docs/runbooks/` is served: alerts link to `<runbook_base_url>/<AlertName>.md`.
     pub runbook_base_url: String,
     /// Grafana's external URL, for dashboard links in alerts.
     pub grafana_url: String,
@@ -35,6 +38,7 @@ impl Default for RulesConfig {
         RulesConfig {
             scrape_interval_secs: 5,
             evaluation_interval_secs: 5,
+            page_evaluation_interval_secs: 1,
             retention_days: 30,
             runbook_base_url: "https://runbooks.example.com/deepwatch".into(),
             grafana_url: "http://127.0.0.1:3000".into(),
@@ -70,7 +74,7 @@ impl Default for RulesConfig {
 }
 
 /// Enter above the first threshold, hold while above `recover`, fire after `consecutive`
-/// evaluations and stay firing `hold_secs` after the value last sat above `recover`.
+/// scrape samples and stay firing `hold_secs` after the value last sat above `recover`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HoldThreshold {
@@ -140,6 +144,28 @@ pub struct Thresholds {
     pub accuracy_drop_ratio: f64,
     /// How long a target may be absent or failing before alerting.
     pub target_down_for_secs: u64,
+    /// Requests waiting in one engine's queue.
+    pub queue_depth: Level,
+    /// Engine queue time at `quantile` (seconds): how long requests wait to be scheduled.
+    pub queue_time: Level,
+    /// Engine preemptions (vLLM) or retractions (SGLang) per second.
+    pub preemptions_per_sec: Level,
+    /// CPU wait: seconds per second some task waited for a CPU (PSI `cpu` `some`); 0.05 is
+    /// 50 ms of every second.
+    pub cpu_wait: Level,
+    /// Host memory in use (1 - MemAvailable / MemTotal).
+    pub host_memory: Level,
+    /// Filesystem space in use (1 - available / size).
+    pub disk_space: Level,
+    /// Corrected ECC errors per hour on one GPU (uncorrected ones are always critical).
+    pub ecc_corrected_per_hour: f64,
+    /// PCIe replays per minute on one GPU (link-level retransmissions).
+    pub pcie_replays_per_min: f64,
+    /// Oldest CUDA driver API version the engines need (`12.1`): GPUs reporting an older one
+    /// alert as a failed dependency check.
+    pub min_cuda_version: String,
+    /// A Pushgateway group (batch job) not pushed for this long is stale.
+    pub push_stale_secs: u64,
 }
 
 impl Default for Thresholds {
@@ -158,6 +184,16 @@ impl Default for Thresholds {
             performance_drop_ratio: 0.3,
             accuracy_drop_ratio: 0.05,
             target_down_for_secs: 60,
+            queue_depth: level(10.0, 50.0, 2.0, 60),
+            queue_time: Level { quantile: Some(0.9), ..level(1.0, 5.0, 0.5, 60) },
+            preemptions_per_sec: level(0.1, 1.0, 0.02, 120),
+            cpu_wait: level(0.05, 0.2, 0.03, 60),
+            host_memory: level(0.9, 0.95, 0.85, 120),
+            disk_space: level(0.85, 0.95, 0.8, 300),
+            ecc_corrected_per_hour: 100.0,
+            pcie_replays_per_min: 10.0,
+            min_cuda_version: "12.1".into(),
+            push_stale_secs: 3600,
         }
     }
 }
@@ -192,6 +228,20 @@ pub struct Receivers {
     pub analyzer_webhook_url: String,
     pub wecom: WeCom,
     pub email: Email,
+    /// The bearer token Alertmanager sends to the analyzer. Never read from `[rules]`:
+    /// `Config::rules_spec` fills it from `remediation.webhook_token(_file)`, so the generated
+    /// receiver and the daemon cannot disagree.
+    #[serde(skip)]
+    pub analyzer_authorization: Option<WebhookAuthorization>,
+}
+
+/// `http_config.authorization` of a generated webhook receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookAuthorization {
+    /// The token itself (it ends up in alertmanager.yml).
+    Credentials(String),
+    /// A file Alertmanager reads the token from (`credentials_file`).
+    CredentialsFile(String),
 }
 
 impl Default for Receivers {
@@ -201,6 +251,7 @@ impl Default for Receivers {
             analyzer_webhook_url: "http://127.0.0.1:9466/webhook/alertmanager".into(),
             wecom: WeCom::default(),
             email: Email::default(),
+            analyzer_authorization: None,
         }
     }
 }
@@ -295,7 +346,12 @@ pub struct MaintenanceWindow {
 #[serde(deny_unknown_fields, default)]
 pub struct Kubernetes {
     pub namespace: String,
+    /// The image the repository's Dockerfile builds (`docker build -t deepwatch:<version> .`),
+    /// pushed to a registry the cluster pulls from.
     pub image: String,
+    /// Address the pods bind their served ports to: `0.0.0.0` so Services and Prometheus reach
+    /// them on the pod IP (`::` on IPv6-only clusters).
+    pub bind_address: String,
     /// The engine Deployment KEDA scales.
     pub engine_deployment: String,
     /// Prometheus URL KEDA queries.
@@ -314,7 +370,8 @@ impl Default for Kubernetes {
     fn default() -> Self {
         Kubernetes {
             namespace: "deepwatch".into(),
-            image: "ghcr.io/example/deepwatch:0.1.0".into(),
+            image: DEFAULT_IMAGE.into(),
+            bind_address: "0.0.0.0".into(),
             engine_deployment: "deepseek-vllm".into(),
             prometheus_url: "http://prometheus-operated.monitoring.svc:9090".into(),
             min_replicas: 3,
@@ -326,6 +383,9 @@ impl Default for Kubernetes {
     }
 }
 
+/// The tag the Dockerfile's documented build gives (README, "Deploy").
+pub const DEFAULT_IMAGE: &str = concat!("deepwatch:", env!("CARGO_PKG_VERSION"));
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LongTerm {
@@ -335,8 +395,12 @@ pub struct LongTerm {
     pub edge_retention_days: u64,
     /// The federating long-retention Prometheus keeps the 1-minute aggregates this long.
     pub long_retention_days: u64,
-    /// Edge Prometheus servers the long-retention one federates from.
+    /// Edge Prometheus servers the long-retention and the global-view ones federate from.
     pub federate_from: Vec<String>,
+    /// This edge's `cluster` external label: it rides on every series the edge federates or
+    /// remote-writes and on every alert it sends, so the global view keeps clusters apart.
+    /// Unique per edge Prometheus.
+    pub cluster: String,
 }
 
 impl Default for LongTerm {
@@ -346,6 +410,7 @@ impl Default for LongTerm {
             edge_retention_days: 7,
             long_retention_days: 365,
             federate_from: vec!["127.0.0.1:9090".into()],
+            cluster: "cluster-1".into(),
         }
     }
 }
@@ -359,8 +424,19 @@ fn hh_mm(text: &str) -> Option<u32> {
     (h <= 24 && m < 60 && h * 60 + m <= 1440 && text.len() == 5).then_some(h * 60 + m)
 }
 
+/// `12.4` -> (12, 4); `None` unless MAJOR.MINOR with small integers.
+pub fn cuda_version(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.split_once('.')?;
+    let (major, minor) = (major.parse().ok()?, minor.parse().ok()?);
+    (major < 100 && minor < 100).then_some((major, minor))
+}
+
+/// `for`, hold and staleness durations are bounded like every other config duration.
+const MAX_WINDOW_SECS: u64 = super::duration::MAX_WINDOW.as_secs();
+
 impl Level {
     fn validate(&self, path: &Path, problems: &mut Problems, max: f64) {
+        problems.range(&path.field("for_secs"), self.for_secs, 0, MAX_WINDOW_SECS);
         problems.range(&path.field("recover"), self.recover, 0.0, max);
         problems.range(&path.field("warning"), self.warning, 0.0, max);
         problems.range(&path.field("critical"), self.critical, 0.0, max);
@@ -387,6 +463,12 @@ impl RulesConfig {
             1,
             300,
         );
+        problems.range(
+            &path.field("page_evaluation_interval_secs"),
+            self.page_evaluation_interval_secs,
+            1,
+            self.evaluation_interval_secs.max(1),
+        );
         problems.positive(&path.field("retention_days"), self.retention_days);
         problems.http_url(&path.field("runbook_base_url"), &self.runbook_base_url);
         problems.http_url(&path.field("grafana_url"), &self.grafana_url);
@@ -399,6 +481,9 @@ impl RulesConfig {
             problems.push(&lat.field("recover_secs"), "must be above 0 and below enter_secs");
         }
         problems.range(&lat.field("consecutive"), t.latency.consecutive, 1, 100);
+        problems.range(&lat.field("hold_secs"), t.latency.hold_secs, 0, MAX_WINDOW_SECS);
+        let down = t.target_down_for_secs;
+        problems.range(&tp.field("target_down_for_secs"), down, 0, MAX_WINDOW_SECS);
         if !(t.latency.quantile > 0.0 && t.latency.quantile < 1.0) {
             problems.push(&lat.field("quantile"), "must be in (0, 1)");
         }
@@ -414,6 +499,21 @@ impl RulesConfig {
         t.inter_node_latency.validate(&tp.field("inter_node_latency"), problems, f);
         problems.range(&tp.field("performance_drop_ratio"), t.performance_drop_ratio, 0.0, 1.0);
         problems.range(&tp.field("accuracy_drop_ratio"), t.accuracy_drop_ratio, 0.0, 1.0);
+        t.queue_depth.validate(&tp.field("queue_depth"), problems, f);
+        t.queue_time.validate(&tp.field("queue_time"), problems, f);
+        t.preemptions_per_sec.validate(&tp.field("preemptions_per_sec"), problems, f);
+        t.cpu_wait.validate(&tp.field("cpu_wait"), problems, 1.0);
+        t.host_memory.validate(&tp.field("host_memory"), problems, 1.0);
+        t.disk_space.validate(&tp.field("disk_space"), problems, 1.0);
+        problems.positive(&tp.field("ecc_corrected_per_hour"), t.ecc_corrected_per_hour);
+        problems.positive(&tp.field("pcie_replays_per_min"), t.pcie_replays_per_min);
+        if cuda_version(&t.min_cuda_version).is_none() {
+            problems.push(
+                &tp.field("min_cuda_version"),
+                format!("must be MAJOR.MINOR, got {:?}", t.min_cuda_version),
+            );
+        }
+        problems.range(&tp.field("push_stale_secs"), t.push_stale_secs, 1, MAX_WINDOW_SECS);
 
         let mut names = std::collections::HashSet::new();
         for (i, slo) in self.slos.iter().enumerate() {
@@ -507,6 +607,13 @@ impl RulesConfig {
         let k = &self.kubernetes;
         let kp = path.field("kubernetes");
         problems.non_empty(&kp.field("namespace"), &k.namespace);
+        problems.non_empty(&kp.field("image"), &k.image);
+        if k.bind_address.parse::<std::net::IpAddr>().is_err() {
+            problems.push(
+                &kp.field("bind_address"),
+                format!("must be an IP address like 0.0.0.0, got {:?}", k.bind_address),
+            );
+        }
         problems.http_url(&kp.field("prometheus_url"), &k.prometheus_url);
         problems.positive(&kp.field("min_replicas"), k.min_replicas);
         if k.max_replicas < k.min_replicas {
@@ -524,6 +631,17 @@ impl RulesConfig {
         let lt = path.field("long_term");
         problems.http_url(&lt.field("remote_write_url"), &self.long_term.remote_write_url);
         problems.positive(&lt.field("edge_retention_days"), self.long_term.edge_retention_days);
+        let cluster = &self.long_term.cluster;
+        let label_value_ok = !cluster.is_empty()
+            && cluster.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !label_value_ok {
+            problems.push(
+                &lt.field("cluster"),
+                format!(
+                    "must be a non-empty name of letters, digits, '-', '_' or '.', got {cluster:?}"
+                ),
+            );
+        }
         if self.long_term.long_retention_days < self.long_term.edge_retention_days {
             problems
                 .push(&lt.field("long_retention_days"), "must not be below edge_retention_days");
@@ -538,9 +656,13 @@ pub const EXAMPLE: &str = r#"
 # Alertmanager, Grafana, Kubernetes and long-term-storage files (committed under deploy/).
 scrape_interval_secs = 5
 evaluation_interval_secs = 5
+# The critical latency alert and its quantile are evaluated this often, so a page does not
+# wait up to a whole evaluation interval after the scrape that shows the fault.
+page_evaluation_interval_secs = 1
 # Retention of a single Prometheus (--storage.tsdb.retention.time).
 retention_days = 30
-# Alerts carry runbook_url = <runbook_base_url>/<AlertName> and a Grafana dashboard link.
+# Alerts carry runbook_url = <runbook_base_url>/<AlertName>.md (serve or link docs/runbooks/
+# there) and a Grafana dashboard link.
 runbook_base_url = "https://runbooks.example.com/deepwatch"
 grafana_url = "http://127.0.0.1:3000"
 # Where data links from GPU and latency panels open logs for the same time range.
@@ -552,9 +674,17 @@ performance_drop_ratio = 0.3
 # info: probe accuracy this much (relative) below its 7-day average.
 accuracy_drop_ratio = 0.05
 target_down_for_secs = 60
+# Corrected ECC errors per hour and PCIe replays per minute on one GPU (warnings; any
+# uncorrected ECC error is critical).
+ecc_corrected_per_hour = 100.0
+pcie_replays_per_min = 10.0
+# Dependency check: GPUs whose driver supports an older CUDA API than this alert.
+min_cuda_version = "12.1"
+# A batch job's Pushgateway group not pushed for this long is stale.
+push_stale_secs = 3600
 
 # Critical latency: fire when the quantile of request duration is above enter_secs on
-# `consecutive` evaluations; stay firing while above recover_secs; clear hold_secs after it
+# `consecutive` scrape samples; stay firing while above recover_secs; clear hold_secs after it
 # last was above recover_secs. Thresholds must sit on bucket edges (the generator warns).
 [rules.thresholds.latency]
 quantile = 0.99
@@ -623,6 +753,49 @@ recover = 0.00075
 for_secs = 60
 quantile = 0.99
 
+# Requests waiting in one engine's queue.
+[rules.thresholds.queue_depth]
+warning = 10.0
+critical = 50.0
+recover = 2.0
+for_secs = 60
+
+# Engine queue time (scheduling wait) at this quantile, in seconds.
+[rules.thresholds.queue_time]
+warning = 1.0
+critical = 5.0
+recover = 0.5
+for_secs = 60
+quantile = 0.9
+
+# Engine preemptions (vLLM) / retractions (SGLang) per second: KV-cache saturation.
+[rules.thresholds.preemptions_per_sec]
+warning = 0.1
+critical = 1.0
+recover = 0.02
+for_secs = 120
+
+# CPU wait: seconds per second some task waited for a CPU (PSI); 0.05 = 50 ms each second.
+[rules.thresholds.cpu_wait]
+warning = 0.05
+critical = 0.2
+recover = 0.03
+for_secs = 60
+
+# Host memory in use (1 - MemAvailable / MemTotal).
+[rules.thresholds.host_memory]
+warning = 0.9
+critical = 0.95
+recover = 0.85
+for_secs = 120
+
+# Filesystem space in use.
+[rules.thresholds.disk_space]
+warning = 0.85
+critical = 0.95
+recover = 0.8
+for_secs = 300
+
 # SLOs over 30 days, alerted with multi-window multi-burn-rate rules
 # (1h/5m x14.4 and 6h/30m x6 page; 1d/2h x3 and 3d/6h x1 ticket).
 [[rules.slos]]
@@ -676,7 +849,12 @@ location = "Asia/Shanghai"
 
 [rules.kubernetes]
 namespace = "deepwatch"
-image = "ghcr.io/example/deepwatch:0.1.0"
+# Built from the repository's Dockerfile (`docker build -t deepwatch:0.1.0 .`) and pushed to a
+# registry the cluster pulls from; name that registry here (registry.example.com/deepwatch:0.1.0).
+image = "deepwatch:0.1.0"
+# The pods serve /metrics, /healthz and the proxy on this address (0.0.0.0: reachable on the
+# pod IP by Services and Prometheus; "::" on IPv6-only clusters).
+bind_address = "0.0.0.0"
 # KEDA scales this engine Deployment on queue depth and KV-cache load per replica.
 engine_deployment = "deepseek-vllm"
 prometheus_url = "http://prometheus-operated.monitoring.svc:9090"
@@ -687,13 +865,18 @@ target_load = 0.8
 scale_in_below = 0.7
 scale_in_stabilization_secs = 300
 
-# Edge keeps 5 s data for edge_retention_days; a federating Prometheus keeps the 1-minute
-# aggregates for long_retention_days; remote_write sends them to VictoriaMetrics/Thanos.
+# Past one Prometheus (docs/scaling.md). Each edge keeps 5 s data for edge_retention_days and
+# labels everything it sends with its cluster; a federating Prometheus keeps the 1-minute
+# aggregates for long_retention_days; a global-view Prometheus federates every recording-rule
+# series from federate_from and evaluates long-term/rules/global.yml; remote_write sends the
+# recording-rule series to VictoriaMetrics (or Thanos receive), where vmalert can evaluate
+# long-term/rules/global-vmalert.yml.
 [rules.long_term]
 remote_write_url = "http://127.0.0.1:8428/api/v1/write"
 edge_retention_days = 7
 long_retention_days = 365
 federate_from = ["127.0.0.1:9090"]
+cluster = "cluster-1"
 "#;
 
 #[cfg(test)]
@@ -729,6 +912,7 @@ location = "UTC"
 [rules.kubernetes]
 min_replicas = 5
 max_replicas = 3
+bind_address = "localhost"
 "#;
         let config = Config::from_toml_str(text).unwrap();
         let err = config.validate().unwrap_err().to_string();
@@ -745,6 +929,7 @@ max_replicas = 3
             "rules.maintenance[0].weekdays[0]: unknown weekday \"funday\"",
             "rules.maintenance[0].start: must be HH:MM",
             "rules.kubernetes.max_replicas: must not be below min_replicas",
+            "rules.kubernetes.bind_address: must be an IP address like 0.0.0.0, got \"localhost\"",
         ] {
             assert!(err.contains(expected), "missing {expected:?} in\n{err}");
         }

@@ -1,9 +1,11 @@
 //! The `[sim]` section of `deepwatch.toml`: the inference-engine simulator (`deepwatch sim`).
 //! Listeners, the served model, capacity (running sequences, KV cache) and the latency model.
-//! Durations are integers with their unit in the name (`_ms`, `_us`).
+//! Base delays are written in `_ms` keys and held as `Duration`; per-token costs stay integer
+//! microseconds (`_us`).
 
 use super::{Path, Problems};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,11 +33,13 @@ pub struct SimConfig {
     /// outgrow it are preempted and recomputed.
     pub kv_cache_tokens: u64,
     /// Fixed part of the prefill time (the first token) of each request.
-    pub ttft_base_ms: u64,
+    #[serde(rename = "ttft_base_ms", with = "crate::config::duration::millis")]
+    pub ttft_base: Duration,
     /// Prefill time per prompt token (TTFT grows with prompt length).
     pub prefill_us_per_token: u64,
     /// Time per output token with one running sequence.
-    pub tpot_base_ms: u64,
+    #[serde(rename = "tpot_base_ms", with = "crate::config::duration::millis")]
+    pub tpot_base: Duration,
     /// Extra time per output token for each running sequence (TPOT grows with batch size).
     pub tpot_us_per_running_seq: u64,
     /// Uniform jitter on every modelled delay, as a fraction (0.1 = ±10 %).
@@ -63,9 +67,9 @@ impl Default for SimConfig {
             max_model_len: 32768,
             max_num_seqs: 64,
             kv_cache_tokens: 262144,
-            ttft_base_ms: 40,
+            ttft_base: Duration::from_millis(40),
             prefill_us_per_token: 50,
-            tpot_base_ms: 20,
+            tpot_base: Duration::from_millis(20),
             tpot_us_per_running_seq: 150,
             jitter_ratio: 0.1,
             output_tokens_median: 200,
@@ -78,9 +82,9 @@ impl Default for SimConfig {
 impl SimConfig {
     /// The same config with every modelled delay set to zero (`deepwatch sim --fast`).
     pub fn zero_latency(mut self) -> Self {
-        self.ttft_base_ms = 0;
+        self.ttft_base = Duration::ZERO;
         self.prefill_us_per_token = 0;
-        self.tpot_base_ms = 0;
+        self.tpot_base = Duration::ZERO;
         self.tpot_us_per_running_seq = 0;
         self.jitter_ratio = 0.0;
         self
@@ -93,6 +97,7 @@ impl SimConfig {
             problems.push(&path.field("admin_listen"), "must differ from listen");
         }
         problems.non_empty(&path.field("model"), &self.model);
+        problems.bearer_token(&path.field("admin_token"), &self.admin_token);
         problems.range(&path.field("reasoning_ratio"), self.reasoning_ratio, 0.0, 1.0);
         problems.positive(&path.field("max_model_len"), self.max_model_len);
         problems.positive(&path.field("max_num_seqs"), self.max_num_seqs);
@@ -106,6 +111,9 @@ impl SimConfig {
             );
         }
         problems.range(&path.field("jitter_ratio"), self.jitter_ratio, 0.0, 0.9);
+        let max_delay = super::duration::MAX_TIMEOUT;
+        problems.duration(&path.field("ttft_base_ms"), self.ttft_base, Duration::ZERO, max_delay);
+        problems.duration(&path.field("tpot_base_ms"), self.tpot_base, Duration::ZERO, max_delay);
         problems.positive(&path.field("output_tokens_median"), self.output_tokens_median);
         problems.range(&path.field("leak_cap_mb"), self.leak_cap_mb, 1, 65536);
     }
@@ -180,7 +188,8 @@ mod tests {
     #[test]
     fn zero_latency_clears_every_delay() {
         let fast = SimConfig::default().zero_latency();
-        assert_eq!((fast.ttft_base_ms, fast.prefill_us_per_token, fast.tpot_base_ms), (0, 0, 0));
+        assert_eq!((fast.ttft_base, fast.tpot_base), (Duration::ZERO, Duration::ZERO));
+        assert_eq!(fast.prefill_us_per_token, 0);
         assert_eq!((fast.tpot_us_per_running_seq, fast.jitter_ratio), (0, 0.0));
     }
 }

@@ -2,9 +2,10 @@
 //! keep-alive connections; a request checks one out and polls hyper's connection state machine
 //! from its own task (while waiting for the head and while reading the body), so relaying a
 //! stream costs no task switch per chunk and every chunk already received leaves in one write.
-//! A pooled connection the upstream closed meanwhile is replaced once by a fresh one.
+//! A pooled connection the upstream closed meanwhile is replaced once by a fresh one, and idle
+//! connections are dropped after `gateway.upstream_keepalive_ms` (4 s), before engines close
+//! them (uvicorn, and so vLLM, after 5 s), so that race is rare.
 
-use super::client::AttemptError;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -17,6 +18,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 type Io = TokioIo<TcpStream>;
 
@@ -29,6 +31,8 @@ pub struct Conn {
     send: SendRequest<Full<Bytes>>,
     conn: Pin<Box<Connection<Io, Full<Bytes>>>>,
     closed: bool,
+    /// When it went back to the idle list.
+    idle_since: Instant,
 }
 
 impl Conn {
@@ -44,10 +48,20 @@ thread_local! {
     static IDLE: RefCell<HashMap<String, Vec<Conn>>> = RefCell::new(HashMap::new());
 }
 
-fn checkout(key: &str) -> Option<Conn> {
+/// Drops the connections idle for `keepalive` or longer (the oldest sit at the front).
+fn expire(list: &mut Vec<Conn>, keepalive: Duration, now: Instant) {
+    let fresh = list
+        .iter()
+        .position(|c| now.saturating_duration_since(c.idle_since) < keepalive)
+        .unwrap_or(list.len());
+    list.drain(..fresh);
+}
+
+fn checkout(key: &str, keepalive: Duration) -> Option<Conn> {
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         let list = idle.get_mut(key)?;
+        expire(list, keepalive, Instant::now());
         while let Some(c) = list.pop() {
             if !c.closed && !c.send.is_closed() {
                 return Some(c);
@@ -63,6 +77,7 @@ fn checkin(mut c: Conn, cx: &mut Context<'_>) {
     if c.closed || c.send.is_closed() || !c.send.is_ready() {
         return;
     }
+    c.idle_since = Instant::now();
     IDLE.with(|idle| {
         let mut idle = idle.borrow_mut();
         let list = idle.entry(c.key.clone()).or_default();
@@ -83,7 +98,13 @@ async fn connect(key: &str, timeout: Duration) -> Result<Conn, AttemptError> {
     let (send, conn) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| AttemptError::Other(e.to_string()))?;
-    Ok(Conn { key: key.to_string(), send, conn: Box::pin(conn), closed: false })
+    Ok(Conn {
+        key: key.to_string(),
+        send,
+        conn: Box::pin(conn),
+        closed: false,
+        idle_since: Instant::now(),
+    })
 }
 
 fn copy(req: &http::Request<Full<Bytes>>) -> http::Request<Full<Bytes>> {
@@ -128,8 +149,9 @@ pub async fn send(
     key: &str,
     req: http::Request<Full<Bytes>>,
     connect_timeout: Duration,
+    keepalive: Duration,
 ) -> Result<http::Response<UpstreamBody>, AttemptError> {
-    let (mut conn, reused) = match checkout(key) {
+    let (mut conn, reused) = match checkout(key, keepalive) {
         Some(c) => (c, true),
         None => (connect(key, connect_timeout).await?, false),
     };
@@ -203,4 +225,16 @@ impl Body for UpstreamBody {
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
     }
+}
+
+/// Why an attempt produced no response.
+#[derive(Debug, thiserror::Error)]
+pub enum AttemptError {
+    /// Connection refused, reset or not reachable: the upstream is down.
+    #[error("cannot connect to upstream: {0}")]
+    Connect(String),
+    #[error("upstream sent no response headers within {0} ms")]
+    HeaderTimeout(u64),
+    #[error("upstream failed before answering: {0}")]
+    Other(String),
 }

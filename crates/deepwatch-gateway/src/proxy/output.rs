@@ -3,9 +3,10 @@
 //! and redact rewrites the body while block refuses it. Streams scan incrementally instead
 //! (`stream::scan`).
 
-use super::forward::Options;
 use super::record::Record;
+use super::relay::RelayOptions;
 use crate::error::ApiError;
+use crate::metrics::labels::SensitiveIds;
 use crate::scanner::redact;
 use crate::state::Shared;
 use bytes::Bytes;
@@ -17,7 +18,7 @@ pub(super) fn scan(
     shared: &Shared,
     record: &mut Record,
     body: &Bytes,
-    opts: &Options,
+    opts: &RelayOptions,
 ) -> Result<Option<Bytes>, ApiError> {
     let action = opts.output_action;
     if action == ScanAction::Off || opts.policy.kinds.is_empty() {
@@ -62,12 +63,12 @@ pub(super) fn scan(
         }
     }
     for k in &kinds {
-        shared.metrics.sensitive.inc(&[
-            &record.tenant_label,
-            k.as_str(),
-            "output",
-            action.as_str(),
-        ]);
+        shared.metrics.sensitive.inc(&SensitiveIds {
+            tenant: &record.tenant_label,
+            kind: k.as_str(),
+            direction: "output",
+            action: action.as_str(),
+        });
     }
     record.sensitive_matches += kinds.len() as u32;
     if action == ScanAction::Block && !kinds.is_empty() {

@@ -1,16 +1,20 @@
 //! The account of one request: identity, route, timings, tokens and outcome, filled in as the
-//! request goes, and turned into metrics, passive health, rollout samples and one request-log
-//! line when it ends. Dropping an unfinished record (the client went away) finishes it as
-//! `client_cancelled`, so no request escapes the counters.
+//! request goes. When it ends it becomes a `report::Summary` that each concern (metrics,
+//! passive health, rollout samples, the request log) reads on its own. Dropping an unfinished
+//! record (the client went away) finishes it as `client_cancelled`, so no request escapes the
+//! counters.
 
-use crate::health::Verdict;
-use crate::metrics::{Outcome, RequestLabels, Series};
+use super::endpoint::Endpoint;
+use super::pin::Pin;
+use super::rejection::Rejection;
+use super::report::{self, Summary};
+use crate::metrics::labels::PoolIds;
+use crate::metrics::{Outcome, RequestLabels, Series, ANONYMOUS};
 use crate::pools::Route;
-use crate::reqlog::Line;
-use crate::rollout::Sample;
 use crate::sse::Usage;
 use crate::state::Shared;
-use crate::util::rfc3339;
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +27,7 @@ pub struct Record {
     pub shared: Arc<Shared>,
     pub id: String,
     pub received: Instant,
-    pub endpoint: &'static str,
+    pub endpoint: Endpoint,
     pub tenant: String,
     pub tenant_label: String,
     pub model: String,
@@ -31,7 +35,7 @@ pub struct Record {
     pub stream: bool,
     pub route: Option<Route>,
     /// Set when a trusted caller pinned the request; labels it before a route is chosen.
-    pub pin: Option<super::pin::Pin>,
+    pub pin: Option<Pin>,
     series: Option<Arc<Series>>,
     /// Time spent waiting on upstreams (and on injected latency standing in for them).
     pub upstream_wait: Duration,
@@ -54,18 +58,20 @@ pub struct Record {
     pub output_text: Option<String>,
     /// Health and rollout already saw the current route's failed attempt.
     pub attempt_recorded: bool,
+    /// The upstream's 5xx blamed the request (a validation error): no health verdict.
+    pub client_fault: bool,
     finished: bool,
 }
 
 impl Record {
-    pub fn new(shared: Arc<Shared>, id: String, received: Instant, endpoint: &'static str) -> Self {
+    pub fn new(shared: Arc<Shared>, id: String, received: Instant, endpoint: Endpoint) -> Self {
         Record {
             shared,
             id,
             received,
             endpoint,
             tenant: String::new(),
-            tenant_label: crate::proxy::ANONYMOUS.to_string(),
+            tenant_label: ANONYMOUS.to_string(),
             model: String::new(),
             model_label: "none".to_string(),
             stream: false,
@@ -89,6 +95,7 @@ impl Record {
             prompt_text: None,
             output_text: None,
             attempt_recorded: false,
+            client_fault: false,
             finished: false,
         }
     }
@@ -108,7 +115,7 @@ impl Record {
             model: self.model_label.clone(),
             model_version: version,
             pool,
-            endpoint: self.endpoint,
+            endpoint: self.endpoint.path(),
             tenant: self.tenant_label.clone(),
         }
     }
@@ -117,7 +124,7 @@ impl Record {
     pub fn set_route(&mut self, route: Route) {
         self.leave_route();
         route.upstream.health.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.shared.metrics.in_flight.with(&[&route.pool.name]).add(1.0);
+        self.shared.metrics.in_flight.with(&PoolIds { pool: &route.pool.name }).add(1.0);
         self.route = Some(route);
         self.series = None;
         self.attempt_recorded = false;
@@ -126,7 +133,7 @@ impl Record {
     fn leave_route(&mut self) {
         if let Some(r) = &self.route {
             r.upstream.health.in_flight.fetch_sub(1, Ordering::Relaxed);
-            self.shared.metrics.in_flight.with(&[&r.pool.name]).add(-1.0);
+            self.shared.metrics.in_flight.with(&PoolIds { pool: &r.pool.name }).add(-1.0);
         }
     }
 
@@ -180,123 +187,84 @@ impl Record {
             .saturating_sub(self.upstream_wait)
     }
 
+    /// Answers the rejection's error (with `x-request-id`) and finishes the record.
+    pub fn reject(mut self, rejection: Rejection) -> Response {
+        let Rejection { error, outcome, retry_after } = rejection;
+        let status = error.status();
+        self.error = Some(error.message.clone());
+        let id = HeaderValue::from_str(&self.id).ok();
+        self.finish(outcome, status);
+        let mut resp = error.into_response();
+        if let Some(id) = id {
+            resp.headers_mut().insert("x-request-id", id);
+        }
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+
     pub fn finish(&mut self, outcome: Outcome, status: u16) {
         self.outcome = Some(outcome);
         self.status = status;
         self.complete();
     }
 
+    /// Turns the record into its summary and hands that to each concern, once.
     fn complete(&mut self) {
         if self.finished {
             return;
         }
         self.finished = true;
-        let outcome = self.outcome.unwrap_or(Outcome::ClientCancelled);
-        let status = if self.status == 0 { CLIENT_CLOSED } else { self.status };
         let shared = self.shared.clone();
-        let m = &shared.metrics;
         let now = shared.clock.now();
+        let summary = self.summary(now);
+        report::metrics(&shared.metrics, &self.series(), &summary);
+        if !self.attempt_recorded {
+            report::health(&shared.pools, &summary, now);
+            report::rollout(&shared.rollouts, &summary);
+        }
+        self.leave_route();
+        if let Some(log) = &shared.reqlog {
+            report::request_log(log, &summary, shared.clock.wall());
+        }
+        if let Some(err) = &summary.error {
+            tracing::debug!(request_id = %summary.id, outcome = summary.outcome.as_str(), status = summary.status, error = %err, "request failed");
+        }
+    }
+
+    /// What the concerns read: the record's values, moved out (it is finished).
+    fn summary(&mut self, now: Instant) -> Summary {
         let total = now.saturating_duration_since(self.received);
         let overhead = match self.head_overhead {
             Some(head) => head + self.stream_overhead,
             None => total.saturating_sub(self.upstream_wait),
         };
-        let labels = self.labels();
-        let v = labels.values();
-        let code = status.to_string();
-        m.request_duration
-            .observe(&[v[0], v[1], v[2], v[3], v[4], outcome.as_str()], total.as_secs_f64());
-        m.requests.inc(&[v[0], v[1], v[2], v[3], v[4], outcome.as_str(), &code]);
-        let series = self.series();
-        series.overhead.observe(overhead.as_secs_f64());
-        let ttft = self.ttft().filter(|_| self.stream);
-        let tpot = self.tpot().filter(|_| self.stream);
-        if let Some(t) = tpot {
-            series.tpot.observe(t.as_secs_f64());
-        }
-        if let Some(u) = self.usage {
-            series.prompt_tokens.inc_by(u.prompt_tokens as f64);
-            series.completion_tokens.inc_by(u.completion_tokens as f64);
-            series.reasoning_tokens.inc_by(u.reasoning_tokens as f64);
-            if outcome == Outcome::Ok && self.endpoint != "/v1/embeddings" {
-                series.completion_dist.observe(u.completion_tokens as f64);
-                if u.completion_tokens > 0 {
-                    series
-                        .reasoning_share
-                        .observe(u.reasoning_tokens as f64 / u.completion_tokens as f64);
-                }
-            }
-        }
-        if outcome == Outcome::Ok {
-            if let Some(reason) = &self.finish_reason {
-                let reason = match reason.as_str() {
-                    "stop" | "length" | "tool_calls" | "content_filter" => reason.as_str(),
-                    _ => "other",
-                };
-                m.finish_reason.inc(&[v[0], v[1], v[2], reason]);
-            }
-        }
-        if let Some(route) = self.route.clone().filter(|_| !self.attempt_recorded) {
-            let verdict = match outcome {
-                Outcome::Ok | Outcome::Rejected | Outcome::ClientCancelled => None,
-                Outcome::UpstreamError | Outcome::Timeout | Outcome::StreamCut => {
-                    Some(Verdict::Failure)
-                }
-            };
-            if let Some(verdict) = verdict {
-                let change = route.upstream.health.record(verdict, now);
-                shared.pools.on_change(&route.upstream, change);
-            } else if outcome == Outcome::Ok {
-                route.upstream.health.record(Verdict::Success, now);
-            }
-            if !matches!(outcome, Outcome::ClientCancelled | Outcome::Rejected) {
-                shared.rollouts.observe(
-                    &route.pool.name,
-                    Sample {
-                        ttft: ttft.map(|t| t.as_secs_f64()),
-                        tpot: tpot.map(|t| t.as_secs_f64()),
-                        error: matches!(outcome, Outcome::UpstreamError | Outcome::Timeout),
-                        stream_cut: outcome == Outcome::StreamCut,
-                    },
-                );
-            }
-        }
-        self.leave_route();
-        if let Some(log) = &shared.reqlog {
-            let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
-            let usage = self.usage.unwrap_or_default();
-            log.write(&Line {
-                ts: rfc3339(shared.clock.wall()),
-                request_id: self.id.clone(),
-                endpoint: self.endpoint,
-                tenant: self.tenant.clone(),
-                model: self.model.clone(),
-                model_version: labels.model_version.clone(),
-                pool: labels.pool.clone(),
-                upstream: self.route.as_ref().map(|r| r.upstream.url.clone()).unwrap_or_default(),
-                pin: self.pin.as_ref().map(super::pin::Pin::log_value),
-                stream: self.stream,
-                status,
-                outcome: outcome.as_str(),
-                duration_ms: ms(total),
-                overhead_ms: ms(overhead),
-                upstream_ms: ms(self.upstream_wait),
-                ttft_ms: ttft.map(ms),
-                tpot_ms: tpot.map(ms),
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
-                reasoning_tokens: usage.reasoning_tokens,
-                finish_reason: self.finish_reason.clone(),
-                retries: self.retries,
-                keepalives: self.keepalives,
-                sensitive_matches: self.sensitive_matches,
-                error: self.error.clone(),
-                prompt: self.prompt_text.take(),
-                output: self.output_text.take(),
-            });
-        }
-        if let Some(err) = &self.error {
-            tracing::debug!(request_id = %self.id, outcome = outcome.as_str(), status, error = %err, "request failed");
+        Summary {
+            labels: self.labels(),
+            id: std::mem::take(&mut self.id),
+            endpoint: self.endpoint,
+            tenant: std::mem::take(&mut self.tenant),
+            model: std::mem::take(&mut self.model),
+            route: self.route.clone(),
+            pin: self.pin.as_ref().map(Pin::log_value),
+            stream: self.stream,
+            status: if self.status == 0 { CLIENT_CLOSED } else { self.status },
+            outcome: self.outcome.unwrap_or(Outcome::ClientCancelled),
+            total,
+            overhead,
+            upstream_wait: self.upstream_wait,
+            ttft: self.ttft().filter(|_| self.stream),
+            tpot: self.tpot().filter(|_| self.stream),
+            usage: self.usage,
+            finish_reason: self.finish_reason.take(),
+            retries: self.retries,
+            keepalives: self.keepalives,
+            sensitive_matches: self.sensitive_matches,
+            error: self.error.take(),
+            prompt_text: self.prompt_text.take(),
+            output_text: self.output_text.take(),
+            client_fault: self.client_fault,
         }
     }
 }

@@ -129,6 +129,30 @@ fn walk_strings(v: &mut serde_json::Value, f: &mut dyn FnMut(&mut String)) {
     }
 }
 
+/// Every string inside `value` with each value any detector finds replaced by
+/// `[REDACTED:<kind>]`, whatever the scanner's policies: text bound for a log (issue 15).
+pub fn redact_value(detectors: &Detectors, value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => {
+            let matches = detectors.find(text, &Kind::ALL);
+            if !matches.is_empty() {
+                *text = redact(text, &matches);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                redact_value(detectors, item);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (_, item) in fields.iter_mut() {
+                redact_value(detectors, item);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// `text` with each match replaced by `[REDACTED:<kind>]`.
 pub fn redact(text: &str, matches: &[Match]) -> String {
     let mut out = String::with_capacity(text.len());

@@ -1,11 +1,12 @@
 //! Chaos: drives faults for tests, the demo and root-cause reproductions. Clients for the
 //! simulator's admin API (`/admin/faults`, `/admin/reset`) and the gateway's per-route fault
-//! rules (`PUT/GET/DELETE /admin/faults`, docs/gateway-admin-api.md), "hold for a while then
+//! rules (`PUT/GET/DELETE /admin/faults`, docs/gateway-admin-api.md, through the shared client), "hold for a while then
 //! revert exactly what was changed", and named scenarios that combine them with load.
 
 pub mod scenario;
 
 use crate::sim::Faults;
+use deepwatch_core::api::admin::{AdminError, FaultRule, FaultsDoc, GatewayAdmin};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::future::Future;
@@ -19,6 +20,8 @@ pub enum ChaosError {
     Http { url: String, message: String },
     #[error("{url} answered {status}: {body}")]
     Status { url: String, status: u16, body: String },
+    #[error("{0}")]
+    Gateway(#[from] AdminError),
     #[error("{0}")]
     Load(#[from] crate::load::LoadError),
 }
@@ -43,6 +46,8 @@ pub struct FaultPatch {
     pub leak_mb_per_min: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub down: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wrong_answers: Option<bool>,
 }
 
 impl FaultPatch {
@@ -69,12 +74,11 @@ impl AdminClient {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ChaosError::Url(base.to_string()));
         }
-        let http =
-            reqwest::Client::builder()
-                .no_proxy()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .map_err(|e| ChaosError::Http { url: base.to_string(), message: e.to_string() })?;
+        let http = deepwatch_core::http::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ChaosError::Http { url: base.to_string(), message: e.to_string() })?;
         Ok(AdminClient {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -157,60 +161,39 @@ impl SimAdmin {
     }
 }
 
-/// One per-route fault rule of the gateway.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GatewayFault {
-    pub endpoint: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latency_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_rate: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error_status: Option<u16>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stream_cut_after_chunks: Option<u64>,
-}
-
-/// `GET /admin/faults` of the gateway.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GatewayFaults {
-    pub enabled: bool,
-    pub rules: Vec<GatewayFault>,
-}
-
-/// The gateway's fault-injection admin API.
+/// The gateway's fault rules, through the shared admin client
+/// (`deepwatch_core::api::admin::GatewayAdmin`).
 #[derive(Clone)]
-pub struct GatewayAdmin(AdminClient);
+pub struct GatewayFaults(GatewayAdmin);
 
-impl GatewayAdmin {
+impl GatewayFaults {
     pub fn new(admin_url: &str, token: &str) -> Result<Self, ChaosError> {
-        AdminClient::new(admin_url, token).map(GatewayAdmin)
+        Ok(GatewayFaults(GatewayAdmin::new(admin_url, token, Duration::from_secs(10))?))
     }
 
-    pub async fn faults(&self) -> Result<GatewayFaults, ChaosError> {
-        self.0.call(reqwest::Method::GET, "/admin/faults", None).await
+    pub async fn faults(&self) -> Result<FaultsDoc, ChaosError> {
+        Ok(self.0.faults().await?)
     }
 
     /// Replaces every rule.
-    pub async fn replace(&self, rules: &[GatewayFault]) -> Result<GatewayFaults, ChaosError> {
-        let body = serde_json::to_value(rules).unwrap_or(Value::Array(Vec::new()));
-        self.0.call(reqwest::Method::PUT, "/admin/faults", Some(&body)).await
+    pub async fn replace(&self, rules: &[FaultRule]) -> Result<FaultsDoc, ChaosError> {
+        Ok(self.0.set_faults(rules).await?)
     }
 
-    pub async fn clear(&self) -> Result<GatewayFaults, ChaosError> {
-        self.0.call(reqwest::Method::DELETE, "/admin/faults", None).await
+    pub async fn clear(&self) -> Result<FaultsDoc, ChaosError> {
+        Ok(self.0.clear_faults().await?)
     }
 
     /// Sets `rule` for its endpoint, keeping the rules of other endpoints; with `hold`, restores
     /// the previous rules after that long (or when `interrupted` resolves).
     pub async fn inject(
         &self,
-        rule: GatewayFault,
+        rule: FaultRule,
         hold: Option<Duration>,
         interrupted: impl Future<Output = ()>,
-    ) -> Result<GatewayFaults, ChaosError> {
+    ) -> Result<FaultsDoc, ChaosError> {
         let before = self.faults().await?.rules;
-        let mut rules: Vec<GatewayFault> =
+        let mut rules: Vec<FaultRule> =
             before.iter().filter(|r| r.endpoint != rule.endpoint).cloned().collect();
         rules.push(rule);
         let applied = self.replace(&rules).await?;

@@ -23,7 +23,9 @@ pub use setup::find_tool;
 pub use timeline::Event;
 
 use crate::chaos::SimAdmin;
+use crate::gameday;
 use crate::load::{Dist, LoadOptions, Mode, Profile, Silent};
+use deepwatch_core::api::admin::GatewayAdmin;
 use deepwatch_core::config::{rules::RulesConfig, Config};
 use procs::Supervisor;
 use setup::{prepare_state_dir, urls_text, Signals};
@@ -62,6 +64,8 @@ pub struct DemoOptions {
     pub executable: PathBuf,
     pub prometheus: Option<PathBuf>,
     pub alertmanager: Option<PathBuf>,
+    /// Run the game day's drills instead of the demo's faults (`deepwatch chaos gameday`).
+    pub gameday: Option<gameday::Plan>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +95,14 @@ pub enum DemoError {
 pub struct DemoReport {
     pub stopped_by: &'static str,
     pub events: Vec<Event>,
+    /// The game day's measurements, when it ran one.
+    pub gameday: Option<Vec<gameday::DrillResult>>,
+}
+
+/// What a game day leaves for measuring once the stack has stopped.
+struct GamedayRun {
+    spans: Vec<gameday::Span>,
+    tally: Arc<gameday::Tally>,
 }
 
 /// Runs the demo until Ctrl-C/SIGTERM or `duration`; every child is stopped before it returns,
@@ -113,7 +125,10 @@ pub async fn run(options: DemoOptions, generate: Generate) -> Result<DemoReport,
     };
 
     let config_path = dir.join("deepwatch.toml");
-    let text = stack::config_text(&ports, &dir.display().to_string(), options.analyzer);
+    let mut text = stack::config_text(&ports, &dir.display().to_string(), options.analyzer);
+    if options.gameday.is_some() {
+        text = stack::gameday_config(&text, &ports, options.time_scale);
+    }
     std::fs::write(&config_path, &text)?;
     let config = Config::from_toml_str(&text).map_err(|e| DemoError::Config(e.to_string()))?;
     config.validate().map_err(|e| DemoError::Config(e.to_string()))?;
@@ -148,6 +163,7 @@ pub async fn run(options: DemoOptions, generate: Generate) -> Result<DemoReport,
     ];
 
     let mut sup = Supervisor::new(&dir)?;
+    let mut gameday_run = None;
     let outcome = run_stack(
         &options,
         &mut signals,
@@ -158,6 +174,7 @@ pub async fn run(options: DemoOptions, generate: Generate) -> Result<DemoReport,
         &alertmanager,
         &timeline,
         &mut tasks,
+        &mut gameday_run,
     )
     .await;
     for t in &tasks {
@@ -190,8 +207,40 @@ pub async fn run(options: DemoOptions, generate: Generate) -> Result<DemoReport,
     let events = timeline.events();
     drop(timeline);
     let _ = tokio::time::timeout(Duration::from_secs(2), printer).await;
-    summary::print(&events);
-    Ok(DemoReport { stopped_by, events })
+    let gameday = match (&options.gameday, gameday_run) {
+        (Some(plan), Some(done)) => Some(finish_gameday(plan, &options, &done, &events)?),
+        _ => {
+            summary::print(&events);
+            None
+        }
+    };
+    Ok(DemoReport { stopped_by, events, gameday })
+}
+
+/// Measures every drill, writes the report and prints it.
+fn finish_gameday(
+    plan: &gameday::Plan,
+    options: &DemoOptions,
+    done: &GamedayRun,
+    events: &[Event],
+) -> Result<Vec<gameday::DrillResult>, DemoError> {
+    let outcomes = done.tally.outcomes();
+    let results: Vec<gameday::DrillResult> = done
+        .spans
+        .iter()
+        .map(|s| gameday::measure::measure(s, events, &outcomes, options.rate, options.time_scale))
+        .collect();
+    let names: Vec<&str> = plan.drills.iter().map(|d| d.name()).collect();
+    let command = format!(
+        "deepwatch chaos gameday --drills {} --runs {} --time-scale {}",
+        names.join(","),
+        plan.runs,
+        options.time_scale
+    );
+    gameday::report::write(&plan.out, &results, options.time_scale, &command)?;
+    println!("\n{}", gameday::report::markdown(&results, options.time_scale, &command));
+    println!("written: {}/gameday.md and gameday.json", plan.out.display());
+    Ok(results)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -205,6 +254,7 @@ async fn run_stack(
     alertmanager: &Path,
     timeline: &Timeline,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    gameday_run: &mut Option<GamedayRun>,
 ) -> Result<&'static str, DemoError> {
     let startup = start_children(options, sup, ports, dir, prometheus, alertmanager, timeline);
     tokio::select! {
@@ -223,7 +273,15 @@ async fn run_stack(
     if options.analyzer {
         tasks.push(tokio::spawn(watch::reports(url(ports.analyzer), timeline.clone())));
     }
-    if options.load {
+    let tally = gameday::Tally::new(timeline.clone());
+    if options.load && options.gameday.is_some() {
+        let load = gameday::base_load(url(ports.proxy), stack::MODEL.into(), options.rate);
+        timeline.info(format!("load: {} requests/s through the gateway", options.rate));
+        let progress: Arc<dyn crate::load::Progress> = tally.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = crate::load::run(load, progress).await;
+        }));
+    } else if options.load {
         let load = LoadOptions {
             target: url(ports.proxy),
             model: stack::MODEL.into(),
@@ -256,6 +314,49 @@ async fn run_stack(
         gateway_token: stack::GATEWAY_TOKEN.into(),
         prometheus: prom_url,
     };
+    if let Some(plan) = &options.gameday {
+        let admin = GatewayAdmin::new(
+            &targets.gateway_admin,
+            stack::GATEWAY_TOKEN,
+            Duration::from_secs(10),
+        )
+        .map_err(|e| DemoError::Config(e.to_string()))?;
+        let lab = gameday::Lab {
+            blue: sim_admin(ports.blue_admin)?,
+            green: sim_admin(ports.green_admin)?,
+            gateway: admin,
+            prometheus: targets.prometheus.clone(),
+            state_dir: dir.to_path_buf(),
+            time_scale: options.time_scale,
+            gpu_leak: Arc::default(),
+            load: gameday::base_load(url(ports.proxy), stack::MODEL.into(), options.rate),
+            tally: tally.clone(),
+            executable: options.executable.clone(),
+        };
+        let climb = Duration::from_secs_f64(300.0 / options.time_scale.max(1) as f64);
+        tasks.push(tokio::spawn(gameday::drive_gpu_script(
+            gameday::gpu_script(dir),
+            lab.gpu_leak.clone(),
+            climb,
+        )));
+        let warmup = options.warmup;
+        timeline.info(format!("warming up for {}s before the first drill", warmup.as_secs()));
+        let mut drills = std::pin::pin!(async {
+            tokio::time::sleep(warmup).await;
+            gameday::run(plan, &lab, timeline).await
+        });
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                spans = &mut drills => {
+                    *gameday_run = Some(GamedayRun { spans, tally });
+                    return Ok("the game day is complete");
+                }
+                reason = signals.recv() => return Ok(reason),
+                _ = tick.tick() => supervise(sup, timeline)?,
+            }
+        }
+    }
     let schedule = scenario::Schedule {
         faults: options.faults.clone(),
         warmup: options.warmup,
@@ -289,6 +390,21 @@ async fn run_stack(
     };
     scenario::revert_all(&targets).await;
     Ok(reason)
+}
+
+/// Restarts children due for it (the game day's killed engines) and fails on any other exit.
+fn supervise(sup: &mut Supervisor, timeline: &Timeline) -> Result<(), DemoError> {
+    for (name, old, status, pid) in sup.restart_due()? {
+        timeline.emit(
+            "remediation",
+            format!("supervisor restarted {name} (pid {old}, {status}) as pid {pid}"),
+            serde_json::json!({"event": "restart", "process": name, "old_pid": old, "pid": pid}),
+        );
+    }
+    match sup.exited() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Starts every child, waits until each answers and Prometheus scrapes them all.
@@ -328,7 +444,18 @@ async fn start_children(
         sup.spawn(name, exe, &args)?;
     }
     sup.spawn("gateway", exe, &[s("gateway"), s("--config"), config.clone()])?;
-    sup.spawn("agent", exe, &[s("agent"), s("--config"), config.clone()])?;
+    let mut agent_args = vec![s("agent"), s("--config"), config.clone()];
+    if options.gameday.is_some() {
+        // Two fake GPUs whose memory the GPU-leak drill drives through this file.
+        agent_args.extend([s("--fake-gpus"), s("2"), s("--fake-gpu-script")]);
+        agent_args.push(crate::gameday::gpu_script(dir).display().to_string());
+        crate::gameday::write_normal_gpu_script(dir);
+        for sim in ["sim-blue", "sim-green", "sim-standby"] {
+            // systemd's Restart=always, RestartSec=4 for the engines the drills kill.
+            sup.restart_on_exit(sim, Duration::from_secs(4));
+        }
+    }
+    sup.spawn("agent", exe, &agent_args)?;
     let deploy = dir.join("deploy");
     sup.spawn(
         "prometheus",

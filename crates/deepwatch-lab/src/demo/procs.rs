@@ -37,6 +37,12 @@ pub struct Proc {
     pub pid: u32,
     child: Child,
     log: PathBuf,
+    program: PathBuf,
+    args: Vec<String>,
+    /// Restarted this long after it exits (a systemd `Restart=always` stand-in), when set.
+    restart_after: Option<Duration>,
+    /// When it was first seen exited, while a restart is due.
+    exited_at: Option<Instant>,
 }
 
 pub struct Supervisor {
@@ -126,7 +132,16 @@ impl Supervisor {
             })?;
         let pid = child.id();
         tracing::debug!(name, pid, "started");
-        self.children.push(Proc { name: name.to_string(), pid, child, log });
+        self.children.push(Proc {
+            name: name.to_string(),
+            pid,
+            child,
+            log,
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+            restart_after: None,
+            exited_at: None,
+        });
         self.write_pids();
         Ok(pid)
     }
@@ -144,9 +159,56 @@ impl Supervisor {
         let _ = std::fs::write(&self.pid_file, text);
     }
 
-    /// The first child that has exited, with its status and the end of its log.
+    /// Restarts child `name` `delay` after it exits, as systemd's `Restart=always` with
+    /// `RestartSec` would (the game day kills engines and expects them back).
+    pub fn restart_on_exit(&mut self, name: &str, delay: Duration) {
+        if let Some(p) = self.children.iter_mut().find(|p| p.name == name) {
+            p.restart_after = Some(delay);
+        }
+    }
+
+    /// Pid of child `name` now.
+    pub fn pid_of(&self, name: &str) -> Option<u32> {
+        self.children.iter().find(|p| p.name == name).map(|p| p.pid)
+    }
+
+    /// Restarts the children that exited and are due for a restart; returns (name, old pid,
+    /// exit status, new pid) of each one restarted.
+    pub fn restart_due(&mut self) -> Result<Vec<(String, u32, String, u32)>, DemoError> {
+        let mut due = Vec::new();
+        for (i, p) in self.children.iter_mut().enumerate() {
+            let Some(delay) = p.restart_after else { continue };
+            if let Ok(Some(status)) = p.child.try_wait() {
+                let since = *p.exited_at.get_or_insert_with(Instant::now);
+                if since.elapsed() >= delay {
+                    due.push((i, describe(status)));
+                }
+            }
+        }
+        let mut restarted = Vec::new();
+        for (i, status) in due.into_iter().rev() {
+            let (name, program, args, delay, old) = {
+                let p = &self.children[i];
+                (p.name.clone(), p.program.clone(), p.args.clone(), p.restart_after, p.pid)
+            };
+            let log_before = self.children.remove(i).log;
+            let _ = std::fs::rename(&log_before, log_before.with_extension(format!("{old}.log")));
+            let pid = self.spawn(&name, &program, &args)?;
+            if let Some(delay) = delay {
+                self.restart_on_exit(&name, delay);
+            }
+            restarted.push((name, old, status, pid));
+        }
+        Ok(restarted)
+    }
+
+    /// The first child that has exited (and is not due for a restart), with its status and
+    /// the end of its log.
     pub fn exited(&mut self) -> Option<DemoError> {
         for p in &mut self.children {
+            if p.restart_after.is_some() {
+                continue;
+            }
             if let Ok(Some(status)) = p.child.try_wait() {
                 return Some(DemoError::Exited {
                     name: p.name.clone(),
@@ -165,7 +227,7 @@ impl Supervisor {
         url: &str,
         timeout: Duration,
     ) -> Result<(), DemoError> {
-        let client = reqwest::Client::builder()
+        let client = deepwatch_core::http::builder()
             .timeout(Duration::from_secs(2))
             .build()
             .map_err(|e| DemoError::Spawn { name: name.into(), message: e.to_string() })?;

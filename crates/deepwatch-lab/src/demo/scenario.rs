@@ -11,6 +11,7 @@
 
 use super::timeline::Timeline;
 use crate::chaos::SimAdmin;
+use deepwatch_core::api::admin::GatewayAdmin;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -158,28 +159,18 @@ pub async fn revert_all(targets: &Targets) {
 
 /// The operator's failback after an outage: only when a failover is in force.
 async fn fail_back(targets: &Targets, timeline: &Timeline) {
-    let client = reqwest::Client::new();
-    let pools: Value = match client
-        .get(format!("{}/admin/pools", targets.gateway_admin))
-        .bearer_auth(&targets.gateway_token)
-        .send()
-        .await
-    {
-        Ok(r) => r.json().await.unwrap_or(Value::Null),
-        Err(_) => return,
-    };
-    if pools["failover"]["forced"].is_null() {
+    let timeout = Duration::from_secs(10);
+    let Ok(admin) = GatewayAdmin::new(&targets.gateway_admin, &targets.gateway_token, timeout)
+    else {
         return;
+    };
+    match admin.pools().await {
+        Ok(pools) if pools.failover.forced.is_some() => {}
+        _ => return,
     }
     // Give the engines a moment to pass the gateway's health probes again.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let ok = client
-        .delete(format!("{}/admin/failover", targets.gateway_admin))
-        .bearer_auth(&targets.gateway_token)
-        .send()
-        .await
-        .is_ok_and(|r| r.status().is_success());
-    if ok {
+    if admin.clear_failover().await.is_ok() {
         timeline.info(
             "operator: engines are back, failing back to normal routing (DELETE /admin/failover)",
         );
@@ -188,7 +179,8 @@ async fn fail_back(targets: &Targets, timeline: &Timeline) {
 
 /// Names of the alerts pending or firing now; `None` when Prometheus does not answer.
 async fn active_alerts(prometheus: &str) -> Option<BTreeSet<String>> {
-    let resp = reqwest::get(format!("{prometheus}/api/v1/alerts")).await.ok()?;
+    let client = deepwatch_core::http::builder().build().ok()?;
+    let resp = client.get(format!("{prometheus}/api/v1/alerts")).send().await.ok()?;
     let doc: Value = resp.json().await.ok()?;
     let alerts = doc["data"]["alerts"].as_array()?;
     Some(

@@ -274,6 +274,42 @@ federate_from = ["127.0.0.1:{prometheus}"]
     )
 }
 
+/// The game day's root-cause lookback and rate window (seconds) at a time scale: 30 minutes
+/// and 2.5 minutes of production time, at least 30 s and 3 s. Each drill is preceded by quiet
+/// traffic as long as the lookback, so one drill's baseline never holds the one before.
+pub fn rca_windows(time_scale: u64) -> (u64, u64) {
+    let scale = time_scale.max(1);
+    ((1800 / scale).clamp(30, 3600), (150 / scale).clamp(3, 60))
+}
+
+/// The game day's additions to the demo's config: the agent watches each engine process (by
+/// its command line, so a restart is a new pid of the same target) with a short growth
+/// window, and the analyzer plans capacity every two seconds from a minute of history.
+pub fn gameday_config(text: &str, p: &Ports, time_scale: u64) -> String {
+    let mut out = text.replacen(
+        "include_self = false\n",
+        "include_self = false\ngrowth_window_secs = 15\n",
+        1,
+    );
+    // Root cause on the drills' time scale (a 1m rate window would smear one drill into the
+    // next): half an hour of production history, 2.5 minutes of rate window.
+    let (lookback, rate_window) = rca_windows(time_scale);
+    out = out.replacen(
+        "[analyzer.rca]\nlookback_secs = 300\n",
+        &format!("[analyzer.rca]\nlookback_secs = {lookback}\nrate_window_secs = {rate_window}\n"),
+        1,
+    );
+    for (name, port) in [("sim-blue", p.blue), ("sim-green", p.green), ("sim-standby", p.standby)] {
+        out.push_str(&format!(
+            "\n[[agent.process.targets]]\nname = \"{name}\"\ncmdline_regex = 'sim --listen 127\\.0\\.0\\.1:{port} '\n"
+        ));
+    }
+    out.push_str(
+        "\n[remediation.scaling]\nmin_replicas = 1\nreplica_capacity = 4.0\nhistory_secs = 60\nhistory_step_secs = 1\nplan_interval_secs = 2\n",
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +330,32 @@ mod tests {
             }
             assert_eq!(config.rules.targets.analyzer.len(), usize::from(with));
         }
+    }
+
+    #[test]
+    fn the_gameday_config_is_valid_and_watches_each_engine_process() {
+        let ports = Ports::from_base(20000).unwrap();
+        let text = gameday_config(&config_text(&ports, "/tmp/x", true), &ports, 30);
+        let config = Config::from_toml_str(&text).unwrap_or_else(|e| {
+            panic!(
+                "{e}
+{text}"
+            )
+        });
+        config.validate().unwrap_or_else(|e| panic!("{e}"));
+        let names: Vec<&str> =
+            config.agent.process.targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["sim-blue", "sim-green", "sim-standby"]);
+        assert_eq!(config.agent.process.growth_window, std::time::Duration::from_secs(15));
+        assert_eq!(
+            config.agent.process.targets[0].cmdline_regex,
+            r"sim --listen 127\.0\.0\.1:20000 "
+        );
+        assert_eq!(config.remediation.scaling.plan_interval, std::time::Duration::from_secs(2));
+        assert_eq!(config.analyzer.rca.rate_window, std::time::Duration::from_secs(5));
+        assert_eq!(config.analyzer.rca.lookback, std::time::Duration::from_secs(60));
+        assert_eq!(rca_windows(60), (30, 3));
+        assert_eq!(rca_windows(1), (1800, 60));
     }
 
     #[test]

@@ -110,7 +110,32 @@ pub fn stories(events: &[Event]) -> Vec<FaultStory> {
     out
 }
 
+/// One line per root-cause report: its alert, the top-ranked cause and the incident page.
+pub fn report_lines(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.kind == "report")
+        .map(|e| {
+            let d = &e.detail;
+            format!(
+                "  [{:>6.1}s] {:<28} top-1 {:<48} {}",
+                e.t,
+                d["alert"].as_str().unwrap_or("?"),
+                d["top1"].as_str().unwrap_or("(no candidate moved clearly)"),
+                d["incident"].as_str().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
 pub fn print(events: &[Event]) {
+    let reports = report_lines(events);
+    if !reports.is_empty() {
+        println!("\nRoot-cause reports (alert, most likely cause, incident page):");
+        for line in reports {
+            println!("{line}");
+        }
+    }
     let stories = stories(events);
     if stories.is_empty() {
         return;
@@ -183,5 +208,23 @@ mod tests {
         assert_eq!(s[0].removed, Some(40.0));
         assert!(s[1].alerts.is_empty());
         assert_eq!(s[1].remediation.len(), 1);
+    }
+
+    #[test]
+    fn report_lines_name_the_top_cause_and_the_incident_page() {
+        let events = vec![
+            ev(
+                30.0,
+                "report",
+                json!({"alert": "RequestLatencyCritical", "top1": "engine_e2e_p90{engine=\"blue\"}",
+                       "incident": "http://127.0.0.1:1/incidents/rca-x"}),
+            ),
+            ev(31.0, "report", json!({"alert": "CPUWaitHigh", "top1": null})),
+        ];
+        let lines = report_lines(&events);
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].contains("engine_e2e_p90{engine=\"blue\"}"), "{}", lines[0]);
+        assert!(lines[0].contains("http://127.0.0.1:1/incidents/rca-x"), "{}", lines[0]);
+        assert!(lines[1].contains("no candidate moved clearly"), "{}", lines[1]);
     }
 }

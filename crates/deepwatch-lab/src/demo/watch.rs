@@ -3,12 +3,13 @@
 //! failback, whoever asked for them) and the analyzer's root-cause reports.
 
 use super::timeline::Timeline;
+use deepwatch_core::api::admin::GatewayAdmin;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap_or_default()
+    deepwatch_core::http::builder().timeout(Duration::from_secs(3)).build().unwrap_or_default()
 }
 
 async fn get_json(client: &reqwest::Client, url: &str, token: Option<&str>) -> Option<Value> {
@@ -77,27 +78,25 @@ fn emit_alert(timeline: &Timeline, labels: &Value, state: &str) {
 
 /// Polls the gateway's `GET /admin/events` and reports new events (failover, failback, ...).
 pub async fn gateway_events(admin: String, token: String, timeline: Timeline) {
-    let client = client();
-    let url = format!("{admin}/admin/events?limit=1000");
+    let Ok(client) = GatewayAdmin::new(&admin, &token, Duration::from_secs(3)) else {
+        timeline.info(format!("gateway admin url {admin:?} is not usable; no gateway events"));
+        return;
+    };
     let mut seen = None::<usize>;
     loop {
-        if let Some(doc) = get_json(&client, &url, Some(&token)).await {
-            let events = doc["events"].as_array().cloned().unwrap_or_default();
+        if let Ok(doc) = client.events(1000).await {
+            let events = doc.events;
             for e in events.iter().skip(seen.unwrap_or(events.len())) {
-                let event = e["event"].as_str().unwrap_or("?");
-                let kind = if matches!(event, "failover" | "failback") {
+                let event = e.event.as_str();
+                let kind = if matches!(event, "failover" | "failback" | "rollback") {
                     "remediation"
                 } else {
                     "gateway"
                 };
                 timeline.emit(
                     kind,
-                    format!(
-                        "gateway {event} pool={} {}",
-                        e["pool"].as_str().unwrap_or("-"),
-                        e["detail"].as_str().unwrap_or_default()
-                    ),
-                    json!({"event": event, "pool": e["pool"], "detail": e["detail"]}),
+                    format!("gateway {event} pool={} {}", e.pool, e.detail),
+                    json!({"event": event, "pool": e.pool, "detail": e.detail}),
                 );
             }
             seen = Some(events.len());
@@ -118,15 +117,40 @@ pub async fn reports(analyzer: String, timeline: Timeline) {
                     continue;
                 }
                 let alert = r["alertname"].as_str().unwrap_or("?");
+                let json_file = r["json"].as_str().unwrap_or_default();
+                let report =
+                    get_json(&client, &format!("{analyzer}/reports/{json_file}"), None).await;
+                let ranked = report.as_ref().map(ranked_names).unwrap_or_default();
+                let top1 = ranked.first().cloned();
+                let id = file.trim_end_matches(".md");
+                let incident = format!("{analyzer}/incidents/{id}");
+                let cause = top1.as_deref().unwrap_or("no candidate moved clearly");
                 timeline.emit(
                     "report",
-                    format!("root-cause report for {alert}: {analyzer}/reports/{file}"),
-                    json!({"alert": alert, "markdown": file, "json": r["json"]}),
+                    format!("root-cause report for {alert}: top-1 {cause}; {incident}"),
+                    json!({"alert": alert, "markdown": file, "json": r["json"], "top1": top1,
+                           "ranked": ranked, "incident": incident, "starts_at": r["starts_at"]}),
                 );
             }
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// The ranked candidates of a report's JSON, best first, as `name{label="value",...}`.
+pub fn ranked_names(report: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in report["candidates"].as_array().into_iter().flatten() {
+        let labels: Vec<String> = c["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, _)| k.as_str() != "__name__")
+            .map(|(k, v)| format!("{k}=\"{}\"", v.as_str().unwrap_or_default()))
+            .collect();
+        out.push(format!("{}{{{}}}", c["name"].as_str().unwrap_or("?"), labels.join(",")));
+    }
+    out
 }
 
 /// Polls Alertmanager's `GET /api/v2/alerts` and reports alerts it inhibits (a critical muting

@@ -148,7 +148,7 @@ fn url_base(target: &str) -> Option<String> {
 pub async fn run(options: LoadOptions, progress: Arc<dyn Progress>) -> Result<Report, LoadError> {
     options.validate()?;
     let base = url_base(&options.target).unwrap_or_default();
-    let client = reqwest::Client::builder()
+    let client = deepwatch_core::http::builder()
         .no_proxy()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(usize::MAX)
@@ -275,7 +275,7 @@ impl Report {
 pub async fn discover_model(target: &str, api_key: Option<&str>) -> Result<String, LoadError> {
     let base = url_base(target)
         .ok_or_else(|| LoadError::Options("target must be an http:// or https:// URL".into()))?;
-    let client = reqwest::Client::builder()
+    let client = deepwatch_core::http::builder()
         .no_proxy()
         .timeout(Duration::from_secs(10))
         .build()

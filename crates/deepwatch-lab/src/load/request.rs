@@ -1,12 +1,14 @@
 //! One measured request: builds the body, sends it, reads the SSE stream as it arrives and
 //! timestamps every chunk that carries generated content (answer or reasoning). Role-only and
 //! empty deltas are not content, tokens come from `usage`, and the definitions follow
-//! DESIGN.md (TTFT to the first content chunk; TPOT = (t_last - t_first) / (tokens - 1);
-//! ITL = gaps between successive content chunks).
+//! docs/definitions.md (TTFT to the first content chunk; TPOT = (t_last - t_first) /
+//! (tokens - 1); ITL = gaps between successive content chunks).
 
 use crate::rng::Rng;
-use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
+use deepwatch_core::api::openai::{
+    ChatRequest, CompletionRequest, Message, Prompt, ResponseBody, StreamOptions, Usage,
+};
+use serde::Serialize;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -87,75 +89,26 @@ pub fn prompt_text(tokens: u64, rng: &mut Rng) -> String {
 }
 
 fn body(spec: &RequestSpec, prompt: &str, max_tokens: u64) -> serde_json::Value {
-    let mut body = match spec.endpoint {
-        Endpoint::Chat => serde_json::json!({
-            "model": spec.model,
-            "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": max_tokens,
-            "stream": spec.stream,
+    let stream_options = spec.stream.then_some(StreamOptions { include_usage: true });
+    let body = match spec.endpoint {
+        Endpoint::Chat => serde_json::to_value(ChatRequest {
+            model: spec.model.clone(),
+            messages: vec![Message::new("user", prompt)],
+            stream: spec.stream,
+            stream_options,
+            max_tokens: Some(max_tokens),
+            ..ChatRequest::default()
         }),
-        Endpoint::Completions => serde_json::json!({
-            "model": spec.model, "prompt": prompt, "max_tokens": max_tokens, "stream": spec.stream,
+        Endpoint::Completions => serde_json::to_value(CompletionRequest {
+            model: spec.model.clone(),
+            prompt: Prompt::Text(prompt.to_string()),
+            stream: spec.stream,
+            stream_options,
+            max_tokens: Some(max_tokens),
         }),
     };
-    if spec.stream {
-        body["stream_options"] = serde_json::json!({"include_usage": true});
-    }
-    body
-}
-
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(default, borrow)]
-    choices: Vec<ChunkChoice<'a>>,
-    #[serde(default)]
-    usage: Option<Usage>,
-    #[serde(default)]
-    error: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice<'a> {
-    #[serde(default, borrow)]
-    delta: Option<Delta<'a>>,
-    #[serde(default, borrow)]
-    text: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    message: Option<Delta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Delta<'a> {
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    reasoning: Option<Cow<'a, str>>,
-}
-
-impl Delta<'_> {
-    fn has_content(&self) -> bool {
-        [&self.content, &self.reasoning_content, &self.reasoning]
-            .iter()
-            .any(|f| f.as_deref().is_some_and(|s| !s.is_empty()))
-    }
-}
-
-#[derive(Deserialize, Clone, Copy)]
-struct Usage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
-    #[serde(default)]
-    completion_tokens_details: Option<Details>,
-}
-
-#[derive(Deserialize, Clone, Copy)]
-struct Details {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
+    // Structs of strings and numbers always serialize.
+    body.unwrap_or_default()
 }
 
 /// Timestamps and counts gathered while reading a response.
@@ -199,18 +152,14 @@ impl Reading {
             self.done = true;
             return;
         }
-        let Ok(chunk) = serde_json::from_slice::<Chunk<'_>>(data) else { return };
-        if chunk.error.is_some() {
+        let Ok(chunk) = serde_json::from_slice::<ResponseBody<'_>>(data) else { return };
+        if chunk.error_message().is_some() {
             self.stream_error = true;
         }
         if chunk.usage.is_some() {
             self.usage = chunk.usage;
         }
-        let content = chunk.choices.iter().any(|c| {
-            c.delta.as_ref().is_some_and(Delta::has_content)
-                || c.text.as_deref().is_some_and(|t| !t.is_empty())
-        });
-        if content {
+        if chunk.has_content() {
             self.content_at(at);
         }
     }
@@ -291,13 +240,10 @@ async fn send(
     if !spec.stream {
         let bytes = response.bytes().await.map_err(|_| "incomplete".to_string())?;
         let at = Instant::now();
-        let chunk: Chunk<'_> = serde_json::from_slice(&bytes).map_err(|_| "decode".to_string())?;
-        reading.usage = chunk.usage;
-        let content = chunk.choices.iter().any(|c| {
-            c.message.as_ref().is_some_and(Delta::has_content)
-                || c.text.as_deref().is_some_and(|t| !t.is_empty())
-        });
-        if content {
+        let body: ResponseBody<'_> =
+            serde_json::from_slice(&bytes).map_err(|_| "decode".to_string())?;
+        reading.usage = body.usage;
+        if body.has_content() {
             reading.content_at(at);
         }
         reading.done = true;

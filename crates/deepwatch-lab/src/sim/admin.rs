@@ -3,15 +3,16 @@
 //! `Authorization: Bearer <token>`. It runs on its own listener so it keeps answering while the
 //! main listener is down.
 
-use super::api::error_response;
 use super::engine::Engine;
 use super::faults::Faults;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use deepwatch_core::api::bearer;
+use deepwatch_core::error::{ErrorBody, ErrorCode};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -33,16 +34,14 @@ pub fn router(engine: Arc<Engine>, token: &str) -> Router {
 impl Admin {
     /// `None` when the bearer token matches; the 401 response otherwise.
     fn deny(&self, headers: &HeaderMap) -> Option<Response> {
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match given {
-            Some(t) if constant_time_eq(t.as_bytes(), self.token.as_bytes()) => None,
-            Some(_) => Some(error_response(401, "invalid admin token", None)),
-            None => Some(error_response(401, "missing `Authorization: Bearer <token>`", None)),
+        if bearer::matches(headers, &self.token) {
+            return None;
         }
+        let message = match bearer::from_headers(headers) {
+            Some(_) => "invalid admin token",
+            None => "missing `Authorization: Bearer <token>`",
+        };
+        Some(error_response(ErrorCode::Unauthorized, "unauthorized", message))
     }
 
     fn faults_json(&self) -> Response {
@@ -51,8 +50,11 @@ impl Admin {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// An error of this admin API: status from the shared code map, body
+/// `deepwatch_core::error::ErrorBody` (the engine API answers vLLM's own shape instead).
+fn error_response(code: ErrorCode, reason: &str, message: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, axum::Json(ErrorBody::new(code, reason, message))).into_response()
 }
 
 async fn get_faults(State(admin): State<Admin>, headers: HeaderMap) -> Response {
@@ -68,11 +70,17 @@ async fn put_faults(State(admin): State<Admin>, headers: HeaderMap, body: Bytes)
     }
     let patch: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return error_response(400, format!("invalid JSON: {e}"), None),
+        Err(e) => {
+            return error_response(
+                ErrorCode::BadRequest,
+                "bad_request",
+                format!("invalid JSON: {e}"),
+            )
+        }
     };
     let next = match admin.engine.faults.borrow().patched(&patch) {
         Ok(next) => next,
-        Err(e) => return error_response(400, e.to_string(), None),
+        Err(e) => return error_response(ErrorCode::BadRequest, "bad_request", e.to_string()),
     };
     tracing::info!(faults = %serde_json::to_string(&next).unwrap_or_default(), "sim faults set");
     admin.engine.faults.send_replace(next);

@@ -16,9 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::{BufMut, BytesMut};
+use deepwatch_core::api::openai::{ChatRequest, CompletionRequest, Prompt};
 use deepwatch_core::clock::{Clock, TokioClock};
 use deepwatch_core::expo::Format;
-use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -44,66 +44,9 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .with_state(api)
 }
 
-#[derive(Deserialize)]
-struct StreamOptions {
-    #[serde(default)]
-    include_usage: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Content {
-    Text(String),
-    Parts(Vec<Part>),
-}
-
-#[derive(Deserialize)]
-struct Part {
-    #[serde(default)]
-    text: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Message {
-    #[serde(default)]
-    content: Option<Content>,
-}
-
-#[derive(Deserialize)]
-struct ChatRequest {
-    model: String,
-    messages: Vec<Message>,
-    #[serde(default)]
-    stream: bool,
-    #[serde(default)]
-    stream_options: Option<StreamOptions>,
-    #[serde(default)]
-    max_tokens: Option<u64>,
-    #[serde(default)]
-    max_completion_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Prompt {
-    Text(String),
-    Texts(Vec<String>),
-    Tokens(Vec<u64>),
-}
-
-#[derive(Deserialize)]
-struct CompletionRequest {
-    model: String,
-    prompt: Prompt,
-    #[serde(default)]
-    stream: bool,
-    #[serde(default)]
-    stream_options: Option<StreamOptions>,
-    #[serde(default)]
-    max_tokens: Option<u64>,
-}
-
-/// An OpenAI/vLLM error body with its status.
+/// An error of the engine API in vLLM's own shape (`type` a class name, `code` the status), as a
+/// real engine behind the gateway answers; deepwatch's own APIs answer
+/// `deepwatch_core::error::ErrorBody`.
 pub fn error_response(status: u16, message: impl Into<String>, param: Option<&str>) -> Response {
     let kind = match status {
         400 => "BadRequestError",
@@ -132,6 +75,7 @@ struct Parsed {
     kind: Kind,
     model: String,
     prompt_tokens: u64,
+    prefix_blocks: Vec<u64>,
     max_tokens: Option<u64>,
     stream: bool,
     include_usage: bool,
@@ -145,14 +89,16 @@ async fn chat(State(api): State<Api>, body: Bytes) -> Response {
     if req.messages.is_empty() {
         return error_response(400, "messages must not be empty", Some("messages"));
     }
-    let texts = req.messages.iter().flat_map(|m| match &m.content {
-        None => vec![""],
-        Some(Content::Text(t)) => vec![t.as_str()],
-        Some(Content::Parts(parts)) => parts.iter().filter_map(|p| p.text.as_deref()).collect(),
-    });
+    // A message without content still counts (as an empty text) in the chat template.
+    let texts: Vec<&str> = req
+        .messages
+        .iter()
+        .flat_map(|m| if m.content.is_none() { vec![""] } else { m.texts() })
+        .collect();
     let parsed = Parsed {
         kind: Kind::Chat,
-        prompt_tokens: tokens::chat_tokens(texts),
+        prompt_tokens: tokens::chat_tokens(texts.iter().copied()),
+        prefix_blocks: tokens::prefix_blocks(texts.iter().copied()),
         model: req.model,
         max_tokens: req.max_completion_tokens.or(req.max_tokens),
         stream: req.stream,
@@ -172,9 +118,15 @@ async fn completions(State(api): State<Api>, body: Bytes) -> Response {
         Prompt::Tokens(ids) => ids.len() as u64,
     }
     .max(1);
+    let prefix_blocks = match &req.prompt {
+        Prompt::Text(t) => tokens::prefix_blocks(std::iter::once(t.as_str())),
+        Prompt::Texts(ts) => tokens::prefix_blocks(ts.iter().map(String::as_str)),
+        Prompt::Tokens(_) => Vec::new(),
+    };
     let parsed = Parsed {
         kind: Kind::Completion,
         prompt_tokens,
+        prefix_blocks,
         model: req.model,
         max_tokens: req.max_tokens,
         stream: req.stream,
@@ -248,10 +200,12 @@ fn plan(engine: &Engine, req: &Parsed, body: &[u8]) -> Result<Plan, String> {
     };
     Ok(Plan {
         prompt_tokens: prompt,
+        prefix_blocks: req.prefix_blocks.clone(),
         completion_tokens: completion,
         reasoning_tokens: reasoning,
         finish,
         seed: rng.next_u64(),
+        wrong_answers: engine.faults.borrow().wrong_answers,
     })
 }
 
@@ -304,18 +258,22 @@ impl ChunkWriter {
         out.put_slice(b"}]}\n\n");
     }
 
-    fn usage(&self, out: &mut BytesMut, plan: &Plan, completion: u64) {
+    fn usage(&self, out: &mut BytesMut, generation: &Generation) {
         out.put_slice(self.head.as_bytes());
-        let usage = usage_json(plan, completion);
+        let usage = usage_json(generation);
         out.put_slice(format!("\"choices\":[],\"usage\":{usage}}}\n\n").as_bytes());
     }
 }
 
-fn usage_json(plan: &Plan, completion: u64) -> serde_json::Value {
+/// vLLM's usage object (as with `--enable-prompt-tokens-details`: cached prompt tokens too).
+fn usage_json(generation: &Generation) -> serde_json::Value {
+    let plan = &generation.plan;
+    let completion = generation.emitted();
     json!({
         "prompt_tokens": plan.prompt_tokens,
         "total_tokens": plan.prompt_tokens + completion,
         "completion_tokens": completion,
+        "prompt_tokens_details": {"cached_tokens": generation.cached_prompt_tokens()},
         "completion_tokens_details": {"reasoning_tokens": plan.reasoning_tokens.min(completion)},
     })
 }
@@ -337,7 +295,7 @@ impl StreamState {
         }
         for i in from..to {
             let reasoning = i < plan.reasoning_tokens;
-            let text = tokens::token_text(plan.seed, i, reasoning);
+            let text = tokens::token_text(plan.seed, i, reasoning, plan.wrong_answers);
             let finish = (i + 1 == plan.completion_tokens).then_some(plan.finish);
             self.writer.token(out, text, reasoning, finish);
         }
@@ -345,7 +303,7 @@ impl StreamState {
 
     fn write_tail(&self, out: &mut BytesMut) {
         if self.include_usage {
-            self.writer.usage(out, &self.generation.plan, self.generation.emitted());
+            self.writer.usage(out, &self.generation);
         }
         out.put_slice(DONE);
     }
@@ -411,7 +369,7 @@ async fn whole_response(
                 let plan = &generation.plan;
                 for i in from..to {
                     let is_reasoning = i < plan.reasoning_tokens;
-                    let text = tokens::token_text(plan.seed, i, is_reasoning);
+                    let text = tokens::token_text(plan.seed, i, is_reasoning, plan.wrong_answers);
                     if is_reasoning {
                         reasoning.push_str(text);
                     } else {
@@ -435,7 +393,7 @@ async fn whole_response(
     }
     let plan = &generation.plan;
     let created = api.clock.unix_seconds() as u64;
-    let usage = usage_json(plan, generation.emitted());
+    let usage = usage_json(&generation);
     let finish = plan.finish.as_str();
     let body = match kind {
         Kind::Chat => {

@@ -8,6 +8,7 @@ use super::faults::{Faults, Leak};
 use super::metrics::{EngineGauges, EngineMetrics, FinishReason};
 use crate::rng::Rng;
 use deepwatch_core::config::sim::SimConfig;
+use deepwatch_core::engines::vllm;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -45,6 +46,26 @@ pub struct Engine {
     pub leak: Leak,
     error_rng: Mutex<Rng>,
     request_counter: AtomicU64,
+    prefix_cache: Mutex<PrefixCache>,
+}
+
+/// The prefix cache's index: hashes of the blocks computed so far, forgotten all at once when
+/// they would fill the KV cache (a crude stand-in for vLLM's LRU eviction).
+#[derive(Default)]
+struct PrefixCache {
+    blocks: std::collections::HashSet<u64>,
+}
+
+impl PrefixCache {
+    /// Leading blocks of `prompt` already cached; then caches all of them.
+    fn lookup_and_insert(&mut self, prompt: &[u64], capacity_blocks: usize) -> usize {
+        let hits = prompt.iter().take_while(|h| self.blocks.contains(h)).count();
+        if self.blocks.len() + prompt.len() > capacity_blocks {
+            self.blocks.clear();
+        }
+        self.blocks.extend(prompt.iter().copied());
+        hits
+    }
 }
 
 impl Engine {
@@ -63,6 +84,7 @@ impl Engine {
             running_now: AtomicUsize::new(0),
             step_tokens: AtomicU64::new(0),
             request_counter: AtomicU64::new(0),
+            prefix_cache: Mutex::new(PrefixCache::default()),
             metrics,
             config,
         })
@@ -81,6 +103,18 @@ impl Engine {
     /// A process-unique sequence number for response ids.
     pub fn next_request_number(&self) -> u64 {
         self.request_counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a prompt's prefix-cache lookup as vLLM does: queries in prompt tokens, hits in
+    /// tokens of the leading blocks found.
+    /// Returns the hit tokens (the response's `prompt_tokens_details.cached_tokens`).
+    fn count_prefix_cache(&self, plan: &Plan) -> u64 {
+        let capacity = (self.config.kv_cache_tokens / vllm::BLOCK_SIZE) as usize;
+        let blocks = self.prefix_cache.lock().lookup_and_insert(&plan.prefix_blocks, capacity);
+        let hit_tokens = (blocks as u64 * vllm::BLOCK_SIZE).min(plan.prompt_tokens);
+        self.metrics.prefix_queries.inc_by(plan.prompt_tokens as f64);
+        self.metrics.prefix_hits.inc_by(hit_tokens as f64);
+        hit_tokens
     }
 
     /// Whether this request gets the injected error; returns its status.
@@ -147,7 +181,8 @@ impl Engine {
     /// Prefill time of `prompt_tokens` (plus the TTFT fault).
     fn prefill_delay(&self, prompt_tokens: u64, rng: &mut Rng) -> Duration {
         let c = &self.config;
-        let base_us = (c.ttft_base_ms * 1000 + c.prefill_us_per_token * prompt_tokens) as f64;
+        let base_us =
+            (c.ttft_base.as_micros() as u64 + c.prefill_us_per_token * prompt_tokens) as f64;
         let added = Duration::from_millis(self.faults.borrow().ttft_added_ms);
         Duration::from_micros(rng.jitter(base_us, c.jitter_ratio) as u64) + added
     }
@@ -156,7 +191,7 @@ impl Engine {
     fn token_delay(&self, rng: &mut Rng) -> Duration {
         let c = &self.config;
         let running = self.running_now.load(Ordering::Relaxed) as u64;
-        let base_us = (c.tpot_base_ms * 1000 + c.tpot_us_per_running_seq * running) as f64;
+        let base_us = (c.tpot_base.as_micros() as u64 + c.tpot_us_per_running_seq * running) as f64;
         let added = Duration::from_millis(self.faults.borrow().per_token_added_ms);
         Duration::from_micros(rng.jitter(base_us, c.jitter_ratio) as u64) + added
     }
@@ -182,7 +217,7 @@ impl Engine {
 
     /// Interval of the engine-step heartbeat: one decode step.
     pub fn step_interval(&self) -> Duration {
-        Duration::from_millis(self.config.tpot_base_ms.max(10))
+        self.config.tpot_base.max(Duration::from_millis(10))
     }
 }
 
@@ -252,12 +287,16 @@ impl Drop for WaitGuard {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub prompt_tokens: u64,
+    /// Chained hashes of the prompt's full KV blocks (`tokens::prefix_blocks`).
+    pub prefix_blocks: Vec<u64>,
     pub completion_tokens: u64,
     /// The first `reasoning_tokens` completion tokens are reasoning.
     pub reasoning_tokens: u64,
     pub finish: FinishReason,
     /// Seed of the request's text and jitter.
     pub seed: u64,
+    /// The wrong-answers fault was on when the request arrived: its answer is nonsense.
+    pub wrong_answers: bool,
 }
 
 /// The next thing a request produced.
@@ -284,6 +323,7 @@ pub struct Generation {
     last_due: Instant,
     emitted: u64,
     prompt_counted: bool,
+    cached_prompt_tokens: u64,
     finished: bool,
 }
 
@@ -303,12 +343,18 @@ impl Generation {
             last_due: now,
             emitted: 0,
             prompt_counted: false,
+            cached_prompt_tokens: 0,
             finished: false,
         }
     }
 
     pub fn emitted(&self) -> u64 {
         self.emitted
+    }
+
+    /// Prompt tokens found in the prefix cache when the prompt was prefilled.
+    pub fn cached_prompt_tokens(&self) -> u64 {
+        self.cached_prompt_tokens
     }
 
     pub async fn next(&mut self) -> Step {
@@ -391,6 +437,7 @@ impl Generation {
         if !self.prompt_counted {
             self.prompt_counted = true;
             self.engine.metrics.prompt_tokens.inc_by(self.plan.prompt_tokens as f64);
+            self.cached_prompt_tokens = self.engine.count_prefix_cache(&self.plan);
             self.engine.metrics.prompt_len.observe(self.plan.prompt_tokens as f64);
             let prefill = Instant::now() - admitted;
             self.engine.metrics.prefill.observe(prefill.as_secs_f64());

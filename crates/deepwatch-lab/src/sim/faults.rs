@@ -25,6 +25,9 @@ pub struct Faults {
     pub leak_mb_per_min: f64,
     /// The main listener is closed: connections are refused.
     pub down: bool,
+    /// Answers come back fast and well-formed but wrong (every answer token is `??`), as from
+    /// a broken model version; reasoning tokens are unchanged.
+    pub wrong_answers: bool,
 }
 
 impl Default for Faults {
@@ -38,6 +41,7 @@ impl Default for Faults {
             hang_before_first_token: false,
             leak_mb_per_min: 0.0,
             down: false,
+            wrong_answers: false,
         }
     }
 }
@@ -52,6 +56,7 @@ pub const FIELDS: &[&str] = &[
     "hang_before_first_token",
     "leak_mb_per_min",
     "down",
+    "wrong_answers",
 ];
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -110,6 +115,7 @@ impl Faults {
                 self.leak_mb_per_min = rate.ok_or(bad("must be a non-negative number"))?;
             }
             "down" => self.down = value.as_bool().ok_or(bad(BOOL))?,
+            "wrong_answers" => self.wrong_answers = value.as_bool().ok_or(bad(BOOL))?,
             other => return Err(FaultError::UnknownField { field: other.to_string() }),
         }
         Ok(())

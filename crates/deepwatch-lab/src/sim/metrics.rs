@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 const L: &[&str] = vllm::LABELS;
 const L_REASON: &[&str] = &["model_name", "engine", "finished_reason"];
+const L_WAITING: &[&str] = &["model_name", "engine", vllm::WAITING_REASON_LABEL];
 
 const fn spec(
     name: &'static str,
@@ -28,6 +29,27 @@ static RUNNING: MetricSpec =
     spec(vllm::NUM_REQUESTS_RUNNING, "Number of requests in model execution batches.", G, L, &[]);
 static WAITING: MetricSpec =
     spec(vllm::NUM_REQUESTS_WAITING, "Number of requests waiting to be processed.", G, L, &[]);
+static WAITING_BY_REASON: MetricSpec = spec(
+    vllm::NUM_REQUESTS_WAITING_BY_REASON,
+    "Number of waiting requests by reason. Sum of all reasons equals vllm:num_requests_waiting.",
+    G,
+    L_WAITING,
+    &[],
+);
+static PREFIX_QUERIES: MetricSpec = spec(
+    vllm::PREFIX_CACHE_QUERIES_TOTAL,
+    "Prefix cache queries, in terms of number of queried tokens.",
+    C,
+    L,
+    &[],
+);
+static PREFIX_HITS: MetricSpec = spec(
+    vllm::PREFIX_CACHE_HITS_TOTAL,
+    "Prefix cache hits, in terms of number of cached tokens.",
+    C,
+    L,
+    &[],
+);
 static KV_USAGE: MetricSpec =
     spec(vllm::KV_CACHE_USAGE_PERC, "KV-cache usage. 1 means 100 percent usage.", G, L, &[]);
 /// Before vLLM 0.9 (`--legacy-metric-names`).
@@ -156,12 +178,15 @@ pub struct EngineMetrics {
     families: Vec<Arc<dyn Encode>>,
     running: GaugeVec,
     waiting: GaugeVec,
+    waiting_by_reason: GaugeVec,
     kv_usage: GaugeVec,
     cache_info: GaugeVec,
     labels: [String; 2],
     pub preemptions: Counter,
     pub prompt_tokens: Counter,
     pub generation_tokens: Counter,
+    pub prefix_queries: Counter,
+    pub prefix_hits: Counter,
     success: [Counter; 5],
     pub iteration_tokens: Histogram,
     pub ttft: Histogram,
@@ -209,6 +234,8 @@ impl EngineMetrics {
         let prompt_tokens = counter(&PROMPT_TOKENS);
         let generation_tokens = counter(&GENERATION_TOKENS);
         let success = counter(&SUCCESS);
+        let prefix_queries = counter(&PREFIX_QUERIES);
+        let prefix_hits = counter(&PREFIX_HITS);
         let hists: Vec<Arc<HistogramVec>> = [
             &ITERATION_TOKENS,
             &TTFT,
@@ -235,6 +262,8 @@ impl EngineMetrics {
             preemptions: preemptions.with(&lv),
             prompt_tokens: prompt_tokens.with(&lv),
             generation_tokens: generation_tokens.with(&lv),
+            prefix_queries: prefix_queries.with(&lv),
+            prefix_hits: prefix_hits.with(&lv),
             success: [
                 reason("stop"),
                 reason("length"),
@@ -255,13 +284,20 @@ impl EngineMetrics {
             generation_len: h(10),
             running: GaugeVec::new(&RUNNING),
             waiting: GaugeVec::new(&WAITING),
+            waiting_by_reason: GaugeVec::new(&WAITING_BY_REASON),
             kv_usage: GaugeVec::new(if legacy_names { &GPU_CACHE_USAGE } else { &KV_USAGE }),
             cache_info,
             labels,
             families: Vec::new(),
         };
-        let mut families: Vec<Arc<dyn Encode>> =
-            vec![preemptions, prompt_tokens, generation_tokens, success];
+        let mut families: Vec<Arc<dyn Encode>> = vec![
+            preemptions,
+            prompt_tokens,
+            generation_tokens,
+            prefix_queries,
+            prefix_hits,
+            success,
+        ];
         families.extend(hists.into_iter().map(|h| h as Arc<dyn Encode>));
         EngineMetrics { families, ..metrics }
     }
@@ -290,10 +326,14 @@ impl EngineMetrics {
         let lv = [self.labels[0].as_str(), self.labels[1].as_str()];
         self.running.set(&lv, gauges.running as f64);
         self.waiting.set(&lv, gauges.waiting as f64);
+        // The simulator only ever waits for capacity (no LoRA budget, no KV transfer).
+        self.waiting_by_reason.set(&[lv[0], lv[1], "capacity"], gauges.waiting as f64);
+        self.waiting_by_reason.set(&[lv[0], lv[1], "deferred"], 0.0);
         self.kv_usage.set(&lv, gauges.kv_usage);
         let mut sink = MetricSink::new(format);
         self.running.encode(&mut sink);
         self.waiting.encode(&mut sink);
+        self.waiting_by_reason.encode(&mut sink);
         self.kv_usage.encode(&mut sink);
         self.cache_info.encode(&mut sink);
         for family in &self.families {

@@ -5,6 +5,9 @@
 
 use crate::rng::Rng;
 
+/// Every answer token of a model under the wrong-answers fault.
+pub const WRONG: &str = " ??";
+
 /// Characters per prompt token.
 pub const CHARS_PER_TOKEN: usize = 4;
 /// Template tokens each chat message adds (role markers and separators).
@@ -13,6 +16,33 @@ pub const TOKENS_PER_MESSAGE: u64 = 4;
 /// Prompt tokens of a text: `ceil(chars / 4)`.
 pub fn text_tokens(text: &str) -> u64 {
     text.chars().count().div_ceil(CHARS_PER_TOKEN) as u64
+}
+
+/// Chained hashes of the prompt's full KV-cache blocks (`vllm::BLOCK_SIZE` tokens, i.e. 64
+/// characters): block `i`'s hash covers blocks `0..=i`, so two prompts share a leading run of
+/// hashes exactly as far as they share a block-aligned prefix, as in vLLM's prefix cache.
+pub fn prefix_blocks<'a>(texts: impl Iterator<Item = &'a str>) -> Vec<u64> {
+    const FNV_PRIME: u64 = 0x0100_0000_01b3;
+    let block_chars = deepwatch_core::engines::vllm::BLOCK_SIZE as usize * CHARS_PER_TOKEN;
+    let mut out = Vec::new();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut in_block = 0;
+    for (i, text) in texts.enumerate() {
+        // A message boundary is part of the prefix (the chat template puts markers there).
+        let separator = if i > 0 { Some('\u{1e}') } else { None };
+        for c in separator.into_iter().chain(text.chars()) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                hash = (hash ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+            }
+            in_block += 1;
+            if in_block == block_chars {
+                out.push(hash);
+                in_block = 0;
+            }
+        }
+    }
+    out
 }
 
 /// Prompt tokens of a chat: each message's text tokens plus `TOKENS_PER_MESSAGE`.
@@ -157,7 +187,11 @@ const REASONING: &[&str] = &[
 ];
 
 /// The text of completion token `index`: reasoning words for the first `reasoning` tokens.
-pub fn token_text(rng_state: u64, index: u64, reasoning: bool) -> &'static str {
+pub fn token_text(rng_state: u64, index: u64, reasoning: bool, wrong: bool) -> &'static str {
+    if wrong && !reasoning {
+        // A broken model version: the answer has no word in it at all.
+        return WRONG;
+    }
     let mut rng = Rng::new(rng_state ^ index.wrapping_mul(0xA24B_AED4_963E_E407));
     if reasoning {
         REASONING[rng.below(REASONING.len() as u64) as usize]
@@ -181,11 +215,28 @@ mod tests {
     }
 
     #[test]
+    fn prefix_blocks_share_exactly_the_block_aligned_common_prefix() {
+        let a = "a".repeat(64) + &"b".repeat(64) + "tail";
+        let b = "a".repeat(64) + &"c".repeat(64);
+        let (ha, hb) =
+            (prefix_blocks([a.as_str()].into_iter()), prefix_blocks([b.as_str()].into_iter()));
+        assert_eq!((ha.len(), hb.len()), (2, 2), "only full 64-character blocks count");
+        assert_eq!(ha[0], hb[0]);
+        assert_ne!(ha[1], hb[1]);
+        // A message boundary changes what follows it.
+        let split = prefix_blocks(["a".repeat(32).as_str(), "a".repeat(32).as_str()].into_iter());
+        assert_ne!(split, prefix_blocks([&"a".repeat(64) as &str].into_iter()));
+    }
+
+    #[test]
     fn token_text_is_deterministic_and_needs_no_escaping() {
-        let a: Vec<_> = (0..50).map(|i| token_text(9, i, false)).collect();
-        let b: Vec<_> = (0..50).map(|i| token_text(9, i, false)).collect();
+        let a: Vec<_> = (0..50).map(|i| token_text(9, i, false, false)).collect();
+        let b: Vec<_> = (0..50).map(|i| token_text(9, i, false, false)).collect();
         assert_eq!(a, b);
-        assert_ne!(a, (0..50).map(|i| token_text(10, i, false)).collect::<Vec<_>>());
+        assert_ne!(a, (0..50).map(|i| token_text(10, i, false, false)).collect::<Vec<_>>());
+        // A wrong answer has no word in it; reasoning is untouched.
+        assert!((0..50).all(|i| token_text(9, i, false, true) == WRONG));
+        assert_eq!(token_text(9, 3, true, true), token_text(9, 3, true, false));
         for w in ANSWER.iter().chain(REASONING) {
             assert!(w.chars().all(|c| c.is_ascii() && c != '"' && c != '\\'), "{w}");
         }

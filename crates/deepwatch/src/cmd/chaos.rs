@@ -2,8 +2,9 @@
 //! (`chaos gateway`), or run a named scenario (`chaos scenario`). With `--for`, a fault is
 //! reverted after that long (or on Ctrl-C).
 
+use deepwatch_core::api::admin::FaultRule;
 use deepwatch_lab::chaos::scenario::{Scenario, ScenarioRun};
-use deepwatch_lab::chaos::{FaultPatch, GatewayAdmin, GatewayFault, SimAdmin};
+use deepwatch_lab::chaos::{FaultPatch, GatewayFaults, SimAdmin};
 use deepwatch_lab::load::{self, Dist, LoadOptions, Mode, Profile};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,6 +31,48 @@ enum Command {
     Gateway(GatewayArgs),
     /// Run a named scenario: a fault on a timeline, optionally with load through it.
     Scenario(ScenarioArgs),
+    /// Game day: start the whole stack (as `deepwatch demo` does) and run named drills with
+    /// real faults against it, measuring per drill the time to the first alert, whether the
+    /// root-cause report names the cause, remediation, time to recovery, failed requests and
+    /// SLO budget burned; writes gameday.md and gameday.json.
+    Gameday(GamedayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct GamedayArgs {
+    /// Drills, comma-separated: latency, error-burst, engine-kill, engine-hang, memory-leak,
+    /// bad-rollout, gpu-memory-leak, surge [default: all of them]
+    #[arg(long, value_name = "DRILLS", value_delimiter = ',')]
+    drills: Vec<deepwatch_lab::gameday::Drill>,
+    /// Run every drill this many times.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
+    /// Where gameday.md and gameday.json go [default: the state dir]
+    #[arg(long, value_name = "DIR")]
+    out: Option<std::path::PathBuf>,
+    /// Where the stack's config, data and logs go [default: <temp dir>/deepwatch-gameday]
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<std::path::PathBuf>,
+    /// Divide rule intervals, `for`s, holds and fault durations by this factor.
+    #[arg(long, default_value_t = 30, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=600))]
+    time_scale: u64,
+    /// Hold every fault this long in production time (scaled down like the rules)
+    /// [default: 10m, 5m for surge]
+    #[arg(long = "fault-for", value_name = "DURATION", value_parser = deepwatch_lab::parse_duration)]
+    fault_for: Option<Duration>,
+    /// Quiet traffic before each drill (the baseline its root-cause ranking compares with)
+    /// [default: the ranking's lookback, 30 minutes of production time scaled, + 5 s]
+    #[arg(long, value_parser = deepwatch_lab::parse_duration)]
+    quiet: Option<Duration>,
+    /// Longest wait for a drill's alerts to resolve.
+    #[arg(long, default_value = "90s", value_parser = deepwatch_lab::parse_duration)]
+    settle: Duration,
+    /// Requests per second of the load.
+    #[arg(long, default_value_t = 8.0, value_name = "RPS")]
+    rate: f64,
+    /// Baseline traffic before the first drill.
+    #[arg(long, default_value = "30s", value_parser = deepwatch_lab::parse_duration)]
+    warmup: Duration,
 }
 
 #[derive(Debug, clap::Args)]
@@ -77,6 +120,8 @@ enum SimFault {
     },
     /// Close the main listener: connections are refused.
     Down,
+    /// Answer fast and well-formed but wrong (a broken model version).
+    Wrong,
     /// All faults off, memory released, listener back up.
     Reset,
     /// Print the current faults.
@@ -189,9 +234,53 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Sim(a) => sim(a).await?,
             Command::Gateway(a) => gateway(a).await?,
             Command::Scenario(a) => scenario(a).await?,
+            Command::Gameday(a) => return gameday(a).await,
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+async fn gameday(a: GamedayArgs) -> anyhow::Result<ExitCode> {
+    use deepwatch_lab::demo::{self, DemoOptions};
+    use deepwatch_lab::gameday::{self, Plan};
+    if a.rate.is_nan() || a.rate <= 0.0 {
+        anyhow::bail!("--rate must be greater than 0, got {}", a.rate);
+    }
+    let state_dir = a.state_dir.unwrap_or_else(|| std::env::temp_dir().join("deepwatch-gameday"));
+    let drills = if a.drills.is_empty() { gameday::drill::ALL.to_vec() } else { a.drills };
+    let plan = Plan {
+        drills,
+        runs: a.runs,
+        out: a.out.unwrap_or_else(|| state_dir.clone()),
+        quiet: a.quiet.unwrap_or_else(|| {
+            let (lookback, _) = deepwatch_lab::demo::stack::rca_windows(a.time_scale);
+            Duration::from_secs(lookback + 5)
+        }),
+        settle: a.settle,
+        hold_secs: a.fault_for.map(|d| d.as_secs().max(1)),
+    };
+    let options = DemoOptions {
+        state_dir,
+        duration: None,
+        faults: Vec::new(),
+        load: true,
+        rate: a.rate,
+        port_base: None,
+        time_scale: a.time_scale,
+        warmup: a.warmup,
+        hold: Duration::ZERO,
+        analyzer: true,
+        executable: std::env::current_exe()?,
+        prometheus: None,
+        alertmanager: None,
+        gameday: Some(plan),
+    };
+    let report = demo::run(options, super::demo::generator()).await?;
+    let Some(results) = report.gameday else {
+        eprintln!("the game day stopped early ({})", report.stopped_by);
+        return Ok(ExitCode::FAILURE);
+    };
+    Ok(if results.is_empty() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// The fault fields a `chaos sim` command sets; `None` for `reset` and `show`.
@@ -217,6 +306,7 @@ fn sim_patch(fault: &SimFault) -> Option<FaultPatch> {
             FaultPatch { leak_mb_per_min: Some(mb_per_min), ..FaultPatch::default() }
         }
         SimFault::Down => FaultPatch { down: Some(true), ..FaultPatch::default() },
+        SimFault::Wrong => FaultPatch { wrong_answers: Some(true), ..FaultPatch::default() },
         SimFault::Reset | SimFault::Show => return None,
     };
     Some(patch)
@@ -237,7 +327,7 @@ async fn sim(a: SimArgs) -> anyhow::Result<()> {
 }
 
 async fn gateway(a: GatewayArgs) -> anyhow::Result<()> {
-    let admin = GatewayAdmin::new(&a.admin, &a.token)?;
+    let admin = GatewayFaults::new(&a.admin, &a.token)?;
     match a.action {
         GatewayAction::Fault {
             endpoint,
@@ -246,11 +336,11 @@ async fn gateway(a: GatewayArgs) -> anyhow::Result<()> {
             error_status,
             stream_cut_after_chunks,
         } => {
-            let rule = GatewayFault {
+            let rule = FaultRule {
                 endpoint,
-                latency_ms,
-                error_rate,
-                error_status,
+                latency: std::time::Duration::from_millis(latency_ms.unwrap_or_default()),
+                error_rate: error_rate.unwrap_or_default(),
+                error_status: error_status.unwrap_or_default(),
                 stream_cut_after_chunks,
             };
             print_json!(&admin.inject(rule, a.hold, ctrl_c()).await?)
@@ -376,6 +466,8 @@ mod tests {
         assert_eq!(admin.faults().await.unwrap().leak_mb_per_min, 3.5);
         run(base(&["down"])).await;
         assert!(admin.faults().await.unwrap().down);
+        run(base(&["wrong"])).await;
+        assert!(admin.faults().await.unwrap().wrong_answers);
         run(base(&["show"])).await;
         run(base(&["reset"])).await;
         assert!(!admin.faults().await.unwrap().any());

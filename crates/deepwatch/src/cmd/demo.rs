@@ -55,6 +55,16 @@ pub struct Args {
     alertmanager: Option<PathBuf>,
 }
 
+/// The rules generator, handed to the demo (the lab crate does not depend on the rules crate).
+pub fn generator() -> demo::Generate {
+    Box::new(|spec, time_scale, out| {
+        let generated = deepwatch_rules::generate(spec, deepwatch_rules::Options { time_scale })
+            .map_err(|e| e.to_string())?;
+        generated.write_to(out).map_err(|e| e.to_string())?;
+        Ok(generated.files.len())
+    })
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let executable = std::env::current_exe().context("cannot find this executable")?;
     if args.rate.is_nan() || args.rate <= 0.0 {
@@ -74,15 +84,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         executable,
         prometheus: args.prometheus,
         alertmanager: args.alertmanager,
+        gameday: None,
     };
-    let generate: demo::Generate = Box::new(|spec, time_scale, out| {
-        let generated = deepwatch_rules::generate(spec, deepwatch_rules::Options { time_scale })
-            .map_err(|e| e.to_string())?;
-        generated.write_to(out).map_err(|e| e.to_string())?;
-        Ok(generated.files.len())
-    });
     super::block_on(async move {
-        let report = demo::run(options, generate).await?;
+        let report = demo::run(options, generator()).await?;
         tracing::debug!(stopped_by = report.stopped_by, events = report.events.len(), "demo ended");
         Ok(ExitCode::SUCCESS)
     })

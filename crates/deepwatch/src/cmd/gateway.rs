@@ -4,7 +4,7 @@
 
 use anyhow::Context as _;
 use deepwatch_core::clock::TokioClock;
-use deepwatch_core::config::gateway::{GatewayConfig, PoolConfig};
+use deepwatch_core::config::gateway::{first_token_deadline, GatewayConfig, PoolConfig};
 use deepwatch_core::config::{Config, Path, Problems};
 use deepwatch_gateway::Gateway;
 use std::path::PathBuf;
@@ -42,7 +42,15 @@ pub struct Args {
 impl Args {
     fn into_config(self) -> anyhow::Result<GatewayConfig> {
         let mut c = match &self.config {
-            Some(path) => Config::load(path)?.gateway,
+            Some(path) => {
+                let all = Config::load(path)?;
+                let mut gateway = all.gateway;
+                // The first-token deadline follows the TTFT SLO the rules alert on.
+                gateway.first_token_timeout.get_or_insert_with(|| {
+                    first_token_deadline(all.rules.thresholds.ttft.critical)
+                });
+                gateway
+            }
             None => GatewayConfig::default(),
         };
         let mut problems = Problems::default();
@@ -112,7 +120,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         loop {
             tokio::select! {
                 _ = &mut stop => break,
-                _ = hup.next() => reload(&gateway, &args),
+                _ = hup.next() => {
+                    gateway.reopen_logs();
+                    reload(&gateway, &args)
+                }
             }
         }
         tracing::info!("gateway stopping");

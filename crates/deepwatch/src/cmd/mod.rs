@@ -3,11 +3,13 @@
 pub mod agent;
 pub mod analyze;
 pub mod chaos;
+pub mod completions;
 pub mod config;
 pub mod demo;
 pub mod doctor;
 pub mod gateway;
 pub mod load;
+pub mod man;
 pub mod push;
 pub mod rules;
 pub mod sim;

@@ -23,12 +23,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
     let opts = deepwatch_rules::Options { time_scale: args.time_scale.max(1) };
-    let generated = deepwatch_rules::generate(&config.rules, opts)?;
+    let generated = match &args.config {
+        Some(path) => {
+            let config = Config::load(path)?;
+            // Loaded above, so readable: the ConfigMap carries the file as written.
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            deepwatch_rules::generate_with_config(&config.rules_spec(), &text, opts)?
+        }
+        None => deepwatch_rules::generate(&Config::default().rules, opts)?,
+    };
     for warning in &generated.warnings {
         tracing::warn!(%warning, "threshold off bucket edge");
     }

@@ -2,7 +2,6 @@
 //! Alertmanager delivers (webhook, WeCom API), an SMTP sink (python3-aiosmtpd), the Grafana
 //! panel-query expander, the child processes of the real binary, and watchers that time an
 //! incident (alerts in Prometheus, outcomes of load requests).
-#![allow(dead_code)]
 
 pub mod grafana;
 pub mod procs;

@@ -1,5 +1,5 @@
 //! Watchers for end-to-end tests that time an incident: the alerts Prometheus holds (first
-//! seen pending and firing, last seen, per alert name and label set; polled every 100 ms) and
+//! seen firing, last seen, per alert name and label set; polled every 100 ms) and
 //! the outcome of every request of an in-process load run (`deepwatch_lab::load::Progress`).
 
 use deepwatch_lab::load::{Progress, RequestRecord};
@@ -13,7 +13,6 @@ use tokio::time::Instant;
 #[derive(Debug, Clone)]
 pub struct AlertSeen {
     pub labels: BTreeMap<String, String>,
-    pub pending: Instant,
     pub firing: Option<Instant>,
     pub last: Instant,
 }
@@ -94,12 +93,7 @@ fn record(shared: &Mutex<Vec<AlertSeen>>, alerts: Vec<Value>, now: Instant) {
                     s.firing.get_or_insert(now);
                 }
             }
-            None => list.push(AlertSeen {
-                labels,
-                pending: now,
-                firing: firing.then_some(now),
-                last: now,
-            }),
+            None => list.push(AlertSeen { labels, firing: firing.then_some(now), last: now }),
         }
     }
 }

@@ -95,12 +95,12 @@ fn align(current: &[(String, f64)], reference: &[(String, f64)]) -> DriftInput {
 impl Analytics {
     pub(super) async fn update_drift(&self, now: f64) -> Result<(), PromError> {
         let cfg = &self.config.drift;
-        let window = format!("{}s", cfg.window_secs);
+        let window = format!("{}s", cfg.window.as_secs());
         for (kind, template, bin) in kinds() {
             let query = template.replace("{w}", &window);
             let current = group(self.prom.query(&query, Some(now)).await?, bin);
             let reference = group(
-                self.prom.query(&query, Some(now - cfg.reference_offset_secs as f64)).await?,
+                self.prom.query(&query, Some(now - cfg.reference_offset.as_secs_f64())).await?,
                 bin,
             );
             let cumulative = bin == "le";

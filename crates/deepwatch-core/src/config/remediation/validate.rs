@@ -1,6 +1,7 @@
 //! `validate()` of the `[remediation]` section: every problem reported with its path.
 
 use super::*;
+use crate::config::duration::{MAX_INTERVAL, MAX_TIMEOUT, MAX_WINDOW};
 
 impl RemediationConfig {
     pub fn validate(&self, path: &Path, problems: &mut Problems) {
@@ -9,11 +10,26 @@ impl RemediationConfig {
             problems.http_url(&path.field("public_url"), &self.public_url);
         }
         problems.range(&path.field("queue_capacity"), self.queue_capacity, 1, 1_000_000);
-        problems.range(&path.field("action_timeout_secs"), self.action_timeout_secs, 1, 3600);
-        problems.positive(&path.field("journal_retention_secs"), self.journal_retention_secs);
+        problems.positive_duration(
+            &path.field("action_timeout_secs"),
+            self.action_timeout,
+            MAX_TIMEOUT,
+        );
+        problems.positive_duration(
+            &path.field("journal_retention_secs"),
+            self.journal_retention,
+            MAX_WINDOW,
+        );
         let gw = path.field("gateway");
         problems.http_url(&gw.field("url"), &self.gateway.url);
-        problems.range(&gw.field("timeout_ms"), self.gateway.timeout_ms, 1, 600_000);
+        problems.bearer_token(&gw.field("token"), &self.gateway.token);
+        problems.bearer_token(&path.field("webhook_token"), &self.webhook_token);
+        problems.duration(
+            &gw.field("timeout_ms"),
+            self.gateway.timeout,
+            Duration::from_millis(1),
+            Duration::from_secs(600),
+        );
         self.validate_scaling(&path.field("scaling"), problems);
         let mut actions = HashSet::new();
         for (i, a) in self.actions.iter().enumerate() {
@@ -71,14 +87,21 @@ impl RemediationConfig {
         problems.positive(&path.field("replica_capacity"), s.replica_capacity);
         problems.non_empty(&path.field("demand_query"), &s.demand_query);
         problems.non_empty(&path.field("replicas_query"), &s.replicas_query);
-        problems.positive(&path.field("history_step_secs"), s.history_step_secs);
-        if s.history_secs < 2 * s.history_step_secs {
+        problems.positive_duration(&path.field("history_step_secs"), s.history_step, MAX_INTERVAL);
+        problems.duration(&path.field("history_secs"), s.history, Duration::ZERO, MAX_WINDOW);
+        problems.duration(
+            &path.field("plan_interval_secs"),
+            s.plan_interval,
+            Duration::ZERO,
+            MAX_INTERVAL,
+        );
+        if s.history < 2 * s.history_step {
             problems.push(
                 &path.field("history_secs"),
                 format!(
                     "must cover at least two steps ({} s), got {}",
-                    2 * s.history_step_secs,
-                    s.history_secs
+                    (2 * s.history_step).as_secs(),
+                    s.history.as_secs()
                 ),
             );
         }
@@ -106,7 +129,8 @@ impl ActionConfig {
         unused("tenants", self.tenants.is_some(), &[Degrade]);
         unused("requests_per_second", self.requests_per_second.is_some(), &[Degrade]);
         unused("command", self.command.is_some(), &[RestartHook]);
-        unused("timeout_secs", self.timeout_secs.is_some(), &[RestartHook]);
+        unused("timeout_secs", self.timeout.is_some(), &[RestartHook]);
+        problems.duration(&at.field("cooldown_secs"), self.cooldown, Duration::ZERO, MAX_WINDOW);
         match kind {
             Failover => {
                 problems.non_empty(&at.field("pool"), self.pool.as_deref().unwrap_or(""));
@@ -135,7 +159,11 @@ impl ActionConfig {
                 if command.first().is_none_or(|p| p.trim().is_empty()) {
                     problems.push(&at.field("command"), "must name a program to run");
                 }
-                problems.range(&at.field("timeout_secs"), self.timeout_secs.unwrap_or(60), 1, 3600);
+                problems.positive_duration(
+                    &at.field("timeout_secs"),
+                    self.timeout.unwrap_or(Duration::from_secs(60)),
+                    MAX_TIMEOUT,
+                );
             }
         }
     }

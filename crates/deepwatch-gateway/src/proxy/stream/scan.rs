@@ -3,6 +3,7 @@
 
 use super::ProxyStream;
 use crate::error::ApiError;
+use crate::metrics::labels::SensitiveIds;
 use crate::metrics::Outcome;
 use crate::sse::{ChunkInfo, TextField};
 use bytes::Bytes;
@@ -81,12 +82,12 @@ impl ProxyStream {
 
     fn count(&mut self, kinds: &[crate::scanner::Kind]) {
         for k in kinds {
-            self.shared.metrics.sensitive.inc(&[
-                &self.record.tenant_label,
-                k.as_str(),
-                "output",
-                self.output.as_str(),
-            ]);
+            self.shared.metrics.sensitive.inc(&SensitiveIds {
+                tenant: &self.record.tenant_label,
+                kind: k.as_str(),
+                direction: "output",
+                action: self.output.as_str(),
+            });
         }
         self.record.sensitive_matches += kinds.len() as u32;
     }

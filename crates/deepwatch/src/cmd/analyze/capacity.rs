@@ -47,12 +47,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let scaling = &mut config.remediation.scaling;
     if let Some(w) = &args.window {
-        scaling.history_secs =
-            parse_duration_secs(w).map_err(anyhow::Error::msg).context("--window")?;
+        let secs = parse_duration_secs(w).map_err(anyhow::Error::msg).context("--window")?;
+        scaling.history = std::time::Duration::from_secs(secs);
     }
     if let Some(s) = &args.step {
-        scaling.history_step_secs =
-            parse_duration_secs(s).map_err(anyhow::Error::msg).context("--step")?.max(1);
+        let secs = parse_duration_secs(s).map_err(anyhow::Error::msg).context("--step")?;
+        scaling.history_step = std::time::Duration::from_secs(secs.max(1));
     }
     if let Some(c) = args.replica_capacity {
         anyhow::ensure!(c > 0.0, "--replica-capacity must be greater than 0, got {c}");

@@ -1,5 +1,6 @@
 //! `deepwatch analyze detect`: scores a CSV of `timestamp,value` rows offline with the same
-//! baseline and detectors as the online analyzer, writing `timestamp,value,anomaly_score`.
+//! baseline and detectors as the online analyzer, writing
+//! `timestamp,value,anomaly_score,warming_up`.
 
 use anyhow::Context;
 use deepwatch_analyzer::offline::{self, Period};
@@ -17,10 +18,16 @@ pub struct Args {
     /// seconds.
     #[arg(long, default_value = "auto", value_name = "auto|SECONDS")]
     period: String,
-    /// Detectors to run, comma-separated: band (spikes, level), shift (sustained changes),
-    /// leak (steady climb), accuracy (probe ratios). The score is the highest of them.
-    #[arg(long, default_value = "band,shift", value_delimiter = ',')]
+    /// Detectors to run, comma-separated: surprise (the default: how unusual each point is
+    /// now, against the series' own recent history), band (outside the seasonal band), shift
+    /// (sustained changes), leak (steady climb), accuracy (probe ratios). The score is the
+    /// highest of them.
+    #[arg(long, default_value = "surprise", value_delimiter = ',')]
     detectors: Vec<String>,
+    /// Rows that repeat the previous row's timestamp: `keep` scores each (with a warning naming
+    /// the lines), `error` stops at the first with its line number.
+    #[arg(long, default_value = "keep", value_parser = ["keep", "error"])]
+    duplicates: String,
     /// deepwatch.toml whose `[analyzer]` baseline and detector settings apply.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -41,6 +48,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot read {}", args.csv.display()))?
     };
     let rows = offline::parse_csv(&text).with_context(|| format!("{}", args.csv.display()))?;
+    if args.duplicates == "error" {
+        offline::reject_duplicates(&rows).with_context(|| format!("{}", args.csv.display()))?;
+    }
+    for (first, repeat) in offline::duplicates(&rows) {
+        tracing::warn!(file = %args.csv.display(), line = repeat, repeats_line = first, "timestamp repeated, both rows scored");
+    }
     let scored = offline::score(&rows, &period, &args.detectors, &config)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

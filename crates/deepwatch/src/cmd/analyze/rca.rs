@@ -51,7 +51,7 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
         })?
     };
     let prom = PromClient::from_config(&config)?;
-    let report = rca::rank(&prom, at, args.alert.as_deref(), &config.rca).await?;
+    let report = rca::rank(&prom, at, args.alert.as_deref(), &config.rca, &config.baseline).await?;
     let dir = args.out.unwrap_or_else(|| PathBuf::from(&config.report_dir));
     let (md, json) =
         report.write_to(&dir).with_context(|| format!("cannot write to {}", dir.display()))?;
