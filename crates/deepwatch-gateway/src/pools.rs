@@ -11,6 +11,7 @@ use crate::events::EventLog;
 use crate::health::{Change, Health};
 use crate::metrics::labels::{PoolIds, PoolReasonIds, UpstreamIds};
 use crate::metrics::GatewayMetrics;
+use crate::proxy::conn::Target;
 use crate::util::{random_u64, rfc3339};
 pub use deepwatch_core::api::admin::{ForcedFailover, PoolDoc, UpstreamDoc};
 use deepwatch_core::clock::SharedClock;
@@ -25,26 +26,10 @@ use std::sync::Arc;
 pub struct Upstream {
     /// Base URL without a trailing slash.
     pub url: String,
-    /// `host:port` to connect to.
-    pub authority: String,
+    /// Where and how its connections go (address, TLS, `Host`).
+    pub target: Arc<Target>,
     pub pool: String,
     pub health: Health,
-}
-
-/// `host:port` of a base URL (port 80 when absent).
-pub fn authority_of(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => {
-            let host = u.host_str().unwrap_or("localhost");
-            let port = u.port_or_known_default().unwrap_or(80);
-            if host.contains(':') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            }
-        }
-        Err(_) => url.trim_start_matches("http://").to_string(),
-    }
 }
 
 /// A pool of upstreams serving one model version.
@@ -58,6 +43,8 @@ pub struct Pool {
     /// Deadline from sending a streamed request to its first content byte (`None`: off).
     pub first_token_timeout: Option<std::time::Duration>,
     weight: AtomicU32,
+    /// TLS client config for its https upstreams.
+    tls: Arc<rustls::ClientConfig>,
     upstreams: RwLock<Arc<Vec<Arc<Upstream>>>>,
     next: AtomicUsize,
 }
@@ -110,28 +97,46 @@ pub struct Route {
     pub upstream: Arc<Upstream>,
 }
 
+/// A pool's config with what is read once at start: the TLS client config of its https
+/// upstreams (system roots plus the pool's `tls` table, ALPN `http/1.1`). Every pool gets one,
+/// so an https upstream added later (admin API, reload) can connect too.
+pub struct PoolSetup {
+    pub config: PoolConfig,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+impl PoolSetup {
+    /// Reads the pool's CA and client certificate files; the error names the file.
+    pub fn new(config: PoolConfig) -> Result<PoolSetup, deepwatch_core::http::HttpError> {
+        let mut tls = deepwatch_core::http::rustls_config(&config.tls)?;
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(PoolSetup { config, tls: Arc::new(tls) })
+    }
+}
+
 pub fn normalize_url(url: &str) -> String {
     url.trim_end_matches('/').to_string()
 }
 
 impl Pools {
     pub fn new(
-        configs: &[PoolConfig],
+        setups: &[PoolSetup],
         metrics: Arc<GatewayMetrics>,
         events: Arc<EventLog>,
         clock: SharedClock,
     ) -> Pools {
         let now = clock.now();
-        let pools = configs
+        let pools = setups
             .iter()
-            .map(|c| {
+            .map(|setup| {
+                let c = &setup.config;
                 let ups = c
                     .upstreams
                     .iter()
                     .map(|u| {
                         Arc::new(Upstream {
                             url: normalize_url(u),
-                            authority: authority_of(u),
+                            target: Arc::new(Target::new(u, &c.name, &setup.tls)),
                             pool: c.name.clone(),
                             health: Health::new(c.health.clone(), now),
                         })
@@ -147,6 +152,7 @@ impl Pools {
                     health_cfg: c.health.clone(),
                     first_token_timeout: c.first_token_timeout.filter(|d| !d.is_zero()),
                     weight: AtomicU32::new(c.weight),
+                    tls: setup.tls.clone(),
                     upstreams: RwLock::new(Arc::new(ups)),
                     next: AtomicUsize::new(0),
                 })
@@ -372,7 +378,7 @@ impl Pools {
         }
         let mut list = (**guard).clone();
         list.push(Arc::new(Upstream {
-            authority: authority_of(&url),
+            target: Arc::new(Target::new(&url, &pool.name, &pool.tls)),
             url: url.clone(),
             pool: pool.name.clone(),
             health: Health::new(pool.health_cfg.clone(), self.clock.now()),

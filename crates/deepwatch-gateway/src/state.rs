@@ -8,7 +8,7 @@ use crate::faults::Faults;
 use crate::health::probe::Prober;
 use crate::metrics::labels::LimitKindIds;
 use crate::metrics::{GatewayMetrics, LabelBounds};
-use crate::pools::Pools;
+use crate::pools::{PoolSetup, Pools};
 use crate::reqlog::RequestLog;
 use crate::rollout::Rollouts;
 use crate::scanner::Scanner;
@@ -27,6 +27,9 @@ pub enum BuildError {
     Invalid(Problems),
     #[error("{field}: {reason}")]
     Key { field: String, reason: String },
+    /// A pool's `tls` files could not be read or parsed.
+    #[error("{field}: {reason}")]
+    Tls { field: String, reason: String },
     #[error("gateway.pools: at least one pool with an upstream is needed")]
     NoPools,
     #[error("cannot open {what} {path}: {source}")]
@@ -62,15 +65,19 @@ pub struct Shared {
 
 /// The pools with their first-token deadline resolved (pool, else gateway, else derived from
 /// the default TTFT critical threshold).
-pub fn resolved_pools(cfg: &GatewayConfig) -> Result<Vec<PoolConfig>, BuildError> {
+pub fn resolved_pools(cfg: &GatewayConfig) -> Result<Vec<PoolSetup>, BuildError> {
     let derived = first_token_deadline(Thresholds::default().ttft.critical);
     let mut out = Vec::new();
     for (i, p) in cfg.pools.iter().enumerate() {
-        out.push(PoolConfig {
+        let config = PoolConfig {
             first_token_timeout: Some(cfg.first_token_timeout(p, derived)),
             api_key: pool_key(p, i)?,
             ..p.clone()
-        });
+        };
+        out.push(PoolSetup::new(config).map_err(|e| BuildError::Tls {
+            field: format!("gateway.pools[{i}].tls"),
+            reason: e.to_string(),
+        })?);
     }
     Ok(out)
 }
@@ -175,6 +182,7 @@ impl Shared {
             degrade: Degrade::new(metrics.clone()),
             prober: Arc::new(Prober::new(
                 cfg.upstream_connect_timeout,
+                cfg.upstream_keepalive,
                 pools.clone(),
                 clock.clone(),
             )),

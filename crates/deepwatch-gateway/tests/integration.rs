@@ -18,3 +18,4 @@ mod proxy;
 mod rollout;
 mod scanner;
 mod sdk;
+mod upstream_tls;

@@ -9,7 +9,7 @@ use deepwatch_core::config::gateway::RolloutConfig;
 use deepwatch_gateway::events::EventLog;
 use deepwatch_gateway::metrics::labels::{PoolEventIds, PoolIds};
 use deepwatch_gateway::metrics::GatewayMetrics;
-use deepwatch_gateway::pools::Pools;
+use deepwatch_gateway::pools::{PoolSetup, Pools};
 use deepwatch_gateway::rollout::{RolloutRequest, RolloutStatus, Rollouts, Sample, Verdict};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,12 +27,9 @@ fn bench() -> Bench {
     let events = Arc::new(EventLog::new("", metrics.clone(), clock.clone()).unwrap());
     let mut green = pool("green", &["http://127.0.0.1:9".to_string()]);
     green.weight = 0;
-    let pools = Arc::new(Pools::new(
-        &[pool("blue", &["http://127.0.0.1:8".to_string()]), green],
-        metrics.clone(),
-        events.clone(),
-        clock.clone(),
-    ));
+    let setups = [pool("blue", &["http://127.0.0.1:8".to_string()]), green]
+        .map(|p| PoolSetup::new(p).unwrap());
+    let pools = Arc::new(Pools::new(&setups, metrics.clone(), events.clone(), clock.clone()));
     let rollouts = Rollouts::new(
         RolloutConfig {
             step: std::time::Duration::from_secs(60),

@@ -4,6 +4,7 @@
 //! Durations are written as integers with their unit in the key (`interval_ms`, `step_secs`)
 //! and held as `Duration` (`duration.rs`).
 
+use super::client::TlsConfig;
 use super::duration::{MAX_INTERVAL, MAX_TIMEOUT, MAX_WINDOW};
 use super::{Path, Problems};
 use serde::{Deserialize, Serialize};
@@ -169,7 +170,8 @@ pub struct PoolConfig {
     pub priority: u32,
     /// The `model_version` label of requests served here.
     pub model_version: String,
-    /// Base URLs (`http://host:port`); request paths are appended.
+    /// Base URLs (`http://host:port`, or `https://host` for a hosted API or a TLS ingress);
+    /// request paths are appended.
     pub upstreams: Vec<String>,
     /// Bearer key sent upstream; empty forwards the client's `Authorization` when the gateway
     /// has no `api_keys` of its own, else sends none.
@@ -187,6 +189,9 @@ pub struct PoolConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub first_token_timeout: Option<Duration>,
+    /// TLS for this pool's `https://` upstreams: extra CA, client certificate (mTLS).
+    #[serde(skip_serializing_if = "TlsConfig::is_default")]
+    pub tls: TlsConfig,
     pub health: HealthConfig,
 }
 
@@ -202,6 +207,7 @@ impl Default for PoolConfig {
             api_key_env: String::new(),
             api_key_file: String::new(),
             first_token_timeout: None,
+            tls: TlsConfig::default(),
             health: HealthConfig::default(),
         }
     }
@@ -529,16 +535,11 @@ impl GatewayConfig {
             for (j, url) in pool.upstreams.iter().enumerate() {
                 let up = at.field("upstreams").index(j);
                 problems.http_url(&up, url);
-                if url.starts_with("https://") {
-                    problems.push(
-                        &up,
-                        "https upstreams are not supported; use http inside the cluster",
-                    );
-                }
                 if !seen.insert(url.trim_end_matches('/')) {
                     problems.push(&up, format!("duplicate upstream {url:?}"));
                 }
             }
+            pool.tls.validate(&at.field("tls"), problems);
             if let Some(deadline) = pool.first_token_timeout {
                 let ft = at.field("first_token_timeout_ms");
                 problems.duration(&ft, deadline, Duration::ZERO, MAX_TIMEOUT);
@@ -767,6 +768,25 @@ include_text = false
 # generation_probe = true       # ask for one token within the first-token deadline; an engine
 # generation_probe_interval_ms = 5000  # ejected for not generating returns only once it does
 # generation_probe_model = ""   # empty = first model of the upstream's /v1/models
+#
+## A standby on the hosted DeepSeek API (OpenAI-compatible, over https): it serves only while no
+## pool of a lower priority has a healthy upstream. Its key comes from the environment and is
+## never taken from clients. Requests keep their model name, so serve the engines under the
+## hosted names (vLLM: --served-model-name deepseek-chat).
+# [[gateway.pools]]
+# name = "deepseek-hosted"
+# priority = 1
+# model_version = "deepseek-hosted"
+# upstreams = ["https://api.deepseek.com"]
+# api_key_env = "DEEPSEEK_API_KEY"
+## Only for a private CA or mutual TLS (the system roots are always trusted):
+## [gateway.pools.tls]
+## ca_file = "/etc/deepwatch/upstream-ca.pem"
+## cert_file = "/etc/deepwatch/client.pem"
+## key_file = "/etc/deepwatch/client-key.pem"
+# [gateway.pools.health]
+# probe_path = "/v1/models"     # probes carry the pool's key
+# generation_probe = false      # generation probes would be billed
 "#;
 
 #[cfg(test)]
@@ -790,7 +810,7 @@ mod tests {
             [[pools]]
             name = "blue"
             weight = 150
-            upstreams = ["ftp://x", "https://a:1"]
+            upstreams = ["ftp://x", "https://a:1", "https://a:1/"]
             [pools.health]
             error_ratio = 2.0
             "#,
@@ -804,7 +824,9 @@ mod tests {
             text.contains("gateway.pools[1].upstreams[0]: must be an http or https URL"),
             "{text}"
         );
-        assert!(text.contains("gateway.pools[1].upstreams[1]: https upstreams"), "{text}");
+        // https is fine; the same URL twice is not.
+        assert!(!text.contains("gateway.pools[1].upstreams[1]"), "{text}");
+        assert!(text.contains("gateway.pools[1].upstreams[2]: duplicate upstream"), "{text}");
         assert!(text.contains("gateway.pools[1].health.error_ratio"), "{text}");
     }
 
@@ -883,6 +905,10 @@ mod tests {
             .join("\n");
         let cfg: super::super::Config = toml::from_str(&pool_block).unwrap();
         assert_eq!(cfg.gateway.pools[0].upstreams.len(), 2);
+        let hosted = &cfg.gateway.pools[1];
+        assert_eq!(hosted.upstreams, ["https://api.deepseek.com"]);
+        assert_eq!((hosted.priority, hosted.api_key_env.as_str()), (1, "DEEPSEEK_API_KEY"));
+        assert!(!hosted.health.generation_probe, "generation probes of a billed API are off");
         cfg.validate().unwrap();
     }
 }

@@ -2,43 +2,37 @@
 //! `probe_path`), and, with generation probes on, asks each for one token (`max_tokens = 1`)
 //! within the pool's first-token deadline, every `generation_probe_interval_ms` and on every
 //! round while it is ejected: a hung engine answers `/health` but not this. Results go to each
-//! upstream's `Health`; cooldowns apply and the routing gauges refresh.
+//! upstream's `Health`; cooldowns apply and the routing gauges refresh. Probes travel over the
+//! proxy's own upstream connections (`proxy::conn`: TLS for https upstreams, the pool's key), so
+//! a probe passes only where a request could get through.
 
 use crate::pools::{Pool, Pools, Upstream};
+use crate::proxy::conn;
 use bytes::Bytes;
 use deepwatch_core::clock::SharedClock;
 use http_body_util::Full;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// The pooled HTTP client probes use (the proxy path drives its own connections).
-pub type ProbeClient = Client<HttpConnector, Full<Bytes>>;
-
 /// Probes the upstreams of every pool and reports to their health.
 pub struct Prober {
-    client: ProbeClient,
+    connect_timeout: Duration,
+    /// Idle upstream connections older than this are not reused (`gateway.upstream_keepalive_ms`).
+    keepalive: Duration,
     pools: Arc<Pools>,
     clock: SharedClock,
 }
 
 impl Prober {
-    pub fn new(connect_timeout: Duration, pools: Arc<Pools>, clock: SharedClock) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(1024)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
-        Prober { client, pools, clock }
+    pub fn new(
+        connect_timeout: Duration,
+        keepalive: Duration,
+        pools: Arc<Pools>,
+        clock: SharedClock,
+    ) -> Self {
+        Prober { connect_timeout, keepalive, pools, clock }
     }
 
     /// Probes every upstream of `pool` on its interval, applies cooldowns and refreshes
@@ -65,8 +59,7 @@ impl Prober {
             }
             let checks = upstreams.iter().map(|u| async {
                 let change = if probes {
-                    let url = format!("{}{}", u.url, cfg.probe_path);
-                    let pass = probe(&self.client, &url, timeout).await;
+                    let pass = self.probe(&pool, u, &cfg.probe_path, timeout).await;
                     u.health.probe(pass, self.clock.now())
                 } else {
                     u.health.tick(false, self.clock.now())
@@ -82,6 +75,9 @@ impl Prober {
 
 /// The `User-Agent` of generation probes, so engines' logs (and tests) can tell them apart.
 pub const GENERATION_PROBE_AGENT: &str = "deepwatch-gateway-generation-probe";
+
+/// The `User-Agent` of liveness probes (`health.probe_path`).
+pub const HEALTH_PROBE_AGENT: &str = "deepwatch-gateway-health-probe";
 
 /// How long a generation probe may take when the pool has no first-token deadline.
 const GENERATION_DEADLINE_FALLBACK: Duration = Duration::from_secs(10);
@@ -122,8 +118,9 @@ impl Prober {
             "temperature": 0,
             "stream": false,
         });
-        let url = format!("{}/v1/completions", u.url);
-        let resp = self.send(pool, http::Method::POST, &url, body.to_string(), deadline).await;
+        let post = http::Request::post("/v1/completions")
+            .header(http::header::USER_AGENT, GENERATION_PROBE_AGENT);
+        let resp = self.send(pool, u, post, body.to_string(), deadline).await;
         match resp {
             Some((status, _)) if (200..300).contains(&status) => true,
             Some((status, text)) => {
@@ -136,10 +133,10 @@ impl Prober {
 
     /// The first model id of the upstream's `/v1/models`.
     async fn first_model(&self, pool: &Pool, u: &Upstream) -> Option<String> {
-        let url = format!("{}/v1/models", u.url);
         let timeout = pool.health_cfg.probe_timeout.max(Duration::from_millis(1));
-        let (status, text) =
-            self.send(pool, http::Method::GET, &url, String::new(), timeout).await?;
+        let get = http::Request::get("/v1/models")
+            .header(http::header::USER_AGENT, GENERATION_PROBE_AGENT);
+        let (status, text) = self.send(pool, u, get, String::new(), timeout).await?;
         if !(200..300).contains(&status) {
             return None;
         }
@@ -147,18 +144,24 @@ impl Prober {
         v["data"][0]["id"].as_str().map(str::to_string)
     }
 
+    /// A liveness probe: GET `path` answered 2xx within `timeout`.
+    async fn probe(&self, pool: &Pool, u: &Upstream, path: &str, timeout: Duration) -> bool {
+        let get = http::Request::get(path).header(http::header::USER_AGENT, HEALTH_PROBE_AGENT);
+        let resp = self.send(pool, u, get, String::new(), timeout).await;
+        resp.is_some_and(|(status, _)| (200..300).contains(&status))
+    }
+
+    /// One request to `u` (`req`'s path below its base URL) with the pool's key; the status
+    /// and the body, or `None` when nothing complete came back within `timeout`.
     async fn send(
         &self,
         pool: &Pool,
-        method: http::Method,
-        url: &str,
+        u: &Upstream,
+        req: http::request::Builder,
         body: String,
         timeout: Duration,
     ) -> Option<(u16, String)> {
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(url)
-            .header(http::header::USER_AGENT, GENERATION_PROBE_AGENT);
+        let mut req = req.header(http::header::HOST, u.target.host());
         if !body.is_empty() {
             req = req.header(http::header::CONTENT_TYPE, "application/json");
         }
@@ -167,26 +170,13 @@ impl Prober {
         }
         let req = req.body(Full::new(Bytes::from(body))).ok()?;
         let exchange = async {
-            let resp = self.client.request(req).await.ok()?;
+            let resp =
+                conn::send(&u.target, req, self.connect_timeout, self.keepalive).await.ok()?;
             let status = resp.status().as_u16();
+            // Read to the end, so the connection goes back to the idle list.
             let bytes = http_body_util::BodyExt::collect(resp.into_body()).await.ok()?.to_bytes();
             Some((status, String::from_utf8_lossy(&bytes).into_owned()))
         };
         tokio::time::timeout(timeout, exchange).await.ok().flatten()
-    }
-}
-
-async fn probe(client: &ProbeClient, url: &str, timeout: Duration) -> bool {
-    let Ok(req) = http::Request::get(url).body(Full::new(Bytes::new())) else { return false };
-    match tokio::time::timeout(timeout, client.request(req)).await {
-        Ok(Ok(resp)) => {
-            let ok = resp.status().is_success();
-            // Drain so the connection goes back to the pool.
-            let _ =
-                tokio::time::timeout(timeout, http_body_util::BodyExt::collect(resp.into_body()))
-                    .await;
-            ok
-        }
-        _ => false,
     }
 }

@@ -5,6 +5,12 @@
 //! A pooled connection the upstream closed meanwhile is replaced once by a fresh one, and idle
 //! connections are dropped after `gateway.upstream_keepalive_ms` (4 s), before engines close
 //! them (uvicorn, and so vLLM, after 5 s), so that race is rare.
+//!
+//! An `https://` upstream (a hosted OpenAI-compatible API as a standby pool, an engine behind a
+//! TLS-terminating ingress) gets TLS over the same connection: rustls with the ring provider,
+//! SNI from the URL's host, the pool's `tls` table (extra CA, client certificate for mTLS) and
+//! ALPN `http/1.1`. The health prober sends its probes through the same connections, so a probe
+//! passes only when a request could.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -15,12 +21,151 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
-type Io = TokioIo<TcpStream>;
+type Io = TokioIo<Stream>;
+
+/// Where one upstream's connections go: its address, TLS for `https://`, and the `Host` header.
+pub struct Target {
+    /// Idle connections are kept per key: the address, plus the scheme and pool for TLS (pools
+    /// may present different client certificates to the same host).
+    key: String,
+    /// `host:port` to connect to.
+    addr: String,
+    host: http::HeaderValue,
+    tls: Option<Tls>,
+}
+
+struct Tls {
+    connector: TlsConnector,
+    /// SNI and the name the certificate must carry; an error when the host cannot be one.
+    name: Result<rustls_pki_types::ServerName<'static>, String>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Target {
+    /// The target of base URL `url` (`http://` or `https://`, validated by the config) of
+    /// `pool`; `tls` is the pool's client config, used when the scheme is https.
+    pub fn new(url: &str, pool: &str, tls: &Arc<rustls::ClientConfig>) -> Target {
+        let parsed = url::Url::parse(url).ok();
+        let https = parsed.as_ref().is_some_and(|u| u.scheme() == "https");
+        let host = parsed
+            .as_ref()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "localhost".to_string());
+        let port = parsed.as_ref().and_then(|u| u.port_or_known_default()).unwrap_or(if https {
+            443
+        } else {
+            80
+        });
+        // `host_str` keeps an IPv6 address in brackets, as an address and a Host header need.
+        let addr = format!("{host}:{port}");
+        // The Host header carries the port only when the URL names one that is not the default.
+        let host_header = match parsed.as_ref().and_then(|u| u.port()) {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        let tls = https.then(|| {
+            let bare = host.trim_start_matches('[').trim_end_matches(']').to_string();
+            Tls {
+                connector: TlsConnector::from(tls.clone()),
+                name: rustls_pki_types::ServerName::try_from(bare.clone())
+                    .map_err(|e| format!("{bare:?} cannot be a TLS server name: {e}")),
+            }
+        });
+        Target {
+            key: if https { format!("https://{addr} {pool}") } else { addr.clone() },
+            addr,
+            host: http::HeaderValue::from_str(&host_header)
+                .unwrap_or_else(|_| http::HeaderValue::from_static("localhost")),
+            tls,
+        }
+    }
+
+    /// The `Host` header of requests to this upstream.
+    pub fn host(&self) -> &http::HeaderValue {
+        &self.host
+    }
+}
+
+/// A plain or TLS upstream connection.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Stream::Plain(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// Idle connections kept per upstream and thread.
 const MAX_IDLE: usize = 512;
@@ -87,19 +232,33 @@ fn checkin(mut c: Conn, cx: &mut Context<'_>) {
     });
 }
 
-async fn connect(key: &str, timeout: Duration) -> Result<Conn, AttemptError> {
-    let stream = match tokio::time::timeout(timeout, TcpStream::connect(key)).await {
+async fn connect(target: &Target, timeout: Duration) -> Result<Conn, AttemptError> {
+    let started = Instant::now();
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(&target.addr)).await {
         // Messages reach clients: they name no internal address (the request log has it).
         Err(_) => return Err(AttemptError::Connect("connect timed out".into())),
         Ok(Err(e)) => return Err(AttemptError::Connect(e.to_string())),
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
+    let stream = match &target.tls {
+        None => Stream::Plain(stream),
+        Some(tls) => {
+            let name = tls.name.clone().map_err(AttemptError::Tls)?;
+            // The handshake shares the connect timeout.
+            let left = timeout.saturating_sub(started.elapsed());
+            match tokio::time::timeout(left, tls.connector.connect(name, stream)).await {
+                Err(_) => return Err(AttemptError::Tls("TLS handshake timed out".into())),
+                Ok(Err(e)) => return Err(AttemptError::Tls(deepwatch_core::http::chain(&e))),
+                Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+            }
+        }
+    };
     let (send, conn) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| AttemptError::Other(e.to_string()))?;
     Ok(Conn {
-        key: key.to_string(),
+        key: target.key.clone(),
         send,
         conn: Box::pin(conn),
         closed: false,
@@ -144,27 +303,27 @@ async fn exchange(
 }
 
 /// One attempt: a pooled connection (or a new one), the request, the response head.
-/// `key` is `host:port`; the request URI must be in origin form with a `Host` header.
+/// The request URI must be in origin form with a `Host` header (`Target::host`).
 pub async fn send(
-    key: &str,
+    target: &Target,
     req: http::Request<Full<Bytes>>,
     connect_timeout: Duration,
     keepalive: Duration,
 ) -> Result<http::Response<UpstreamBody>, AttemptError> {
-    let (mut conn, reused) = match checkout(key, keepalive) {
+    let (mut conn, reused) = match checkout(&target.key, keepalive) {
         Some(c) => (c, true),
-        None => (connect(key, connect_timeout).await?, false),
+        None => (connect(target, connect_timeout).await?, false),
     };
     let result = match exchange(&mut conn, copy(&req)).await {
         // A kept-alive connection the upstream had closed: nothing was processed, try a new one.
         Err(ExchangeError::Closed) if reused => {
-            conn = connect(key, connect_timeout).await?;
+            conn = connect(target, connect_timeout).await?;
             exchange(&mut conn, req).await
         }
         Err(ExchangeError::Hyper(e))
             if reused && (e.is_canceled() || e.is_incomplete_message() || e.is_closed()) =>
         {
-            conn = connect(key, connect_timeout).await?;
+            conn = connect(target, connect_timeout).await?;
             exchange(&mut conn, req).await
         }
         other => other,
@@ -233,6 +392,9 @@ pub enum AttemptError {
     /// Connection refused, reset or not reachable: the upstream is down.
     #[error("cannot connect to upstream: {0}")]
     Connect(String),
+    /// The TLS handshake failed (certificate, name, protocol) or timed out.
+    #[error("TLS with upstream failed: {0}")]
+    Tls(String),
     #[error("upstream sent no response headers within {0} ms")]
     HeaderTimeout(u64),
     #[error("upstream failed before answering: {0}")]

@@ -4,7 +4,7 @@
 //! request); the last failure is answered with a clear OpenAI-shaped error. Streams are handed
 //! to `stream::ProxyStream` once the upstream's headers say 2xx and `text/event-stream`.
 
-use super::conn::{self, AttemptError, UpstreamBody};
+use super::conn::{self, AttemptError, Target, UpstreamBody};
 use super::endpoint::Endpoint;
 use super::record::Record;
 use super::rejection::Rejection;
@@ -38,7 +38,7 @@ fn build(
     if let Some(h) = req.headers_mut() {
         h.clone_from(&out.headers);
     }
-    req = req.header(header::HOST, route.upstream.authority.as_str()).header("x-request-id", id);
+    req = req.header(header::HOST, route.upstream.target.host()).header("x-request-id", id);
     let auth = match (&route.pool.api_key, &out.client_auth) {
         (Some(key), _) => Some(key.clone()),
         (None, Some(client)) if shared.api_keys.is_empty() => Some(client.clone()),
@@ -58,13 +58,13 @@ fn build(
 
 /// Sends one attempt over this thread's upstream connections and waits for the head.
 async fn attempt(
-    key: String,
+    target: Arc<Target>,
     request: http::Request<Full<Bytes>>,
     header_timeout: std::time::Duration,
     connect_timeout: std::time::Duration,
     keepalive: std::time::Duration,
 ) -> Result<http::Response<UpstreamBody>, AttemptError> {
-    let send = conn::send(&key, request, connect_timeout, keepalive);
+    let send = conn::send(&target, request, connect_timeout, keepalive);
     match tokio::time::timeout(header_timeout, send).await {
         Err(_) => Err(AttemptError::HeaderTimeout(header_timeout.as_millis() as u64)),
         Ok(r) => r,
@@ -200,7 +200,7 @@ pub async fn run(
         let deadline = route.pool.first_token_timeout.filter(|_| record.stream && can_retry);
         let sent = shared.clock.now();
         let head = attempt(
-            route.upstream.authority.clone(),
+            route.upstream.target.clone(),
             request,
             shared.header_timeout,
             shared.connect_timeout,
@@ -300,7 +300,8 @@ pub async fn run(
             Ok(resp) => resp,
             Err(e) => {
                 let (verdict, failure) = match &e {
-                    AttemptError::Connect(_) => (
+                    // A failed TLS handshake leaves the upstream as unusable as a refused connect.
+                    AttemptError::Connect(_) | AttemptError::Tls(_) => (
                         Verdict::Down,
                         Failure::new(bad_gateway(e.to_string()), Outcome::UpstreamError, "connect"),
                     ),

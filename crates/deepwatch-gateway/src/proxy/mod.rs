@@ -10,7 +10,7 @@
 //! `rejection` and `endpoint`.
 
 mod admit;
-mod conn;
+pub mod conn;
 pub mod endpoint;
 mod forward;
 mod headers;
