@@ -125,9 +125,12 @@ pub async fn run(options: DemoOptions, generate: Generate) -> Result<DemoReport,
     };
 
     let config_path = dir.join("deepwatch.toml");
-    let mut text = stack::config_text(&ports, &dir.display().to_string(), options.analyzer);
+    let mut text = stack::scaled_rca(
+        &stack::config_text(&ports, &dir.display().to_string(), options.analyzer),
+        options.time_scale,
+    );
     if options.gameday.is_some() {
-        text = stack::gameday_config(&text, &ports, options.time_scale);
+        text = stack::gameday_config(&text, &ports);
     }
     std::fs::write(&config_path, &text)?;
     let config = Config::from_toml_str(&text).map_err(|e| DemoError::Config(e.to_string()))?;

@@ -282,21 +282,26 @@ pub fn rca_windows(time_scale: u64) -> (u64, u64) {
     ((1800 / scale).clamp(30, 3600), (150 / scale).clamp(3, 60))
 }
 
+/// Root cause on the stack's time scale (`rca_windows`): a 1m rate window on a stack that runs
+/// 30 or 60 times faster would be a ramp over the whole of a short history, and every rate
+/// candidate would look as if it moved when the load started.
+pub fn scaled_rca(text: &str, time_scale: u64) -> String {
+    let (lookback, rate_window) = rca_windows(time_scale);
+    text.replacen(
+        "[analyzer.rca]\nlookback_secs = 300\n",
+        &format!("[analyzer.rca]\nlookback_secs = {lookback}\nrate_window_secs = {rate_window}\n"),
+        1,
+    )
+}
+
 /// The game day's additions to the demo's config: the agent watches each engine process (by
 /// its command line, so a restart is a new pid of the same target) with a short growth
-/// window, and the analyzer plans capacity every two seconds from a minute of history.
-pub fn gameday_config(text: &str, p: &Ports, time_scale: u64) -> String {
+/// window, and the analyzer plans capacity every two seconds from a minute of history. The
+/// root-cause windows are scaled by `scaled_rca`, as for every demo.
+pub fn gameday_config(text: &str, p: &Ports) -> String {
     let mut out = text.replacen(
         "include_self = false\n",
         "include_self = false\ngrowth_window_secs = 15\n",
-        1,
-    );
-    // Root cause on the drills' time scale (a 1m rate window would smear one drill into the
-    // next): half an hour of production history, 2.5 minutes of rate window.
-    let (lookback, rate_window) = rca_windows(time_scale);
-    out = out.replacen(
-        "[analyzer.rca]\nlookback_secs = 300\n",
-        &format!("[analyzer.rca]\nlookback_secs = {lookback}\nrate_window_secs = {rate_window}\n"),
         1,
     );
     for (name, port) in [("sim-blue", p.blue), ("sim-green", p.green), ("sim-standby", p.standby)] {
@@ -335,7 +340,7 @@ mod tests {
     #[test]
     fn the_gameday_config_is_valid_and_watches_each_engine_process() {
         let ports = Ports::from_base(20000).unwrap();
-        let text = gameday_config(&config_text(&ports, "/tmp/x", true), &ports, 30);
+        let text = gameday_config(&scaled_rca(&config_text(&ports, "/tmp/x", true), 30), &ports);
         let config = Config::from_toml_str(&text).unwrap_or_else(|e| {
             panic!(
                 "{e}
@@ -352,10 +357,18 @@ mod tests {
             r"sim --listen 127\.0\.0\.1:20000 "
         );
         assert_eq!(config.remediation.scaling.plan_interval, std::time::Duration::from_secs(2));
-        assert_eq!(config.analyzer.rca.rate_window, std::time::Duration::from_secs(5));
-        assert_eq!(config.analyzer.rca.lookback, std::time::Duration::from_secs(60));
-        assert_eq!(rca_windows(60), (30, 3));
-        assert_eq!(rca_windows(1), (1800, 60));
+    }
+
+    #[test]
+    fn every_demo_scales_its_root_cause_windows() {
+        let ports = Ports::from_base(20000).unwrap();
+        for (scale, lookback, rate) in [(30, 60, 5), (60, 30, 3), (1, 1800, 60)] {
+            let text = scaled_rca(&config_text(&ports, "/tmp/x", true), scale);
+            let config = Config::from_toml_str(&text).unwrap();
+            config.validate().unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(config.analyzer.rca.rate_window, std::time::Duration::from_secs(rate));
+            assert_eq!(config.analyzer.rca.lookback, std::time::Duration::from_secs(lookback));
+        }
     }
 
     #[test]
