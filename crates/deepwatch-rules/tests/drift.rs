@@ -176,3 +176,113 @@ fn every_alert_has_a_runbook_its_annotation_links() {
     }
     assert!(problems.is_empty(), "{} runbook problems:\n{}", problems.len(), problems.join("\n"));
 }
+
+/// Seconds of a promtool duration as the generator writes them (`90s`, `5m`, `2h`).
+fn eval_secs(text: &str) -> u64 {
+    let (n, unit) = text.split_at(text.len() - 1);
+    let n: u64 = n.parse().unwrap_or_else(|_| panic!("eval_time {text:?}"));
+    n * match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        other => panic!("eval_time unit {other:?} in {text:?}"),
+    }
+}
+
+/// Alerts whose unit tests show them firing but not yet both quiet before and quiet after
+/// (the SLO burns, the day-long budget and the week-long trends need long series to recover;
+/// the target alerts' test has no return of the targets). Work to do, not a design choice.
+const INCOMPLETE_UNIT_TESTS: &[&str] = &[
+    "AccuracyDrop",
+    "AvailabilitySLOBudgetBurn",
+    "LatencySLOBudgetBurn",
+    "ModelUnavailable",
+    "NodeDown",
+    "PerformanceDrop",
+    "TargetAbsent",
+    "TargetDown",
+    "TenantBudgetExceeded",
+];
+
+/// Every generated alert has promtool unit tests in `deploy/prometheus/tests/` that show it
+/// quiet before it fires (the `for` holds it), firing, and quiet again after it fired (it
+/// recovers). The drift test keeps those files equal to what the generator writes.
+#[test]
+fn every_alert_has_unit_tests_that_hold_fire_and_recover() {
+    let cfg = RulesConfig::default();
+    let ctx = deepwatch_rules::Ctx { cfg: &cfg, opts: Options::default() };
+    let names: std::collections::BTreeSet<String> = deepwatch_rules::rule_files(&ctx)
+        .iter()
+        .flat_map(|f| f.alerts().map(|a| a.name.clone()).collect::<Vec<_>>())
+        .collect();
+    // Per alert and test file: (eval seconds, fired) in file order.
+    let mut cases: BTreeMap<String, Vec<(String, u64, bool)>> = BTreeMap::new();
+    let tests = deploy_dir().join("prometheus/tests");
+    for entry in std::fs::read_dir(&tests).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let raw: Vec<&str> = text.lines().collect();
+        let lines: Vec<&str> = raw.iter().map(|l| l.trim()).collect();
+        for (i, line) in lines.iter().enumerate() {
+            let Some(at) = line.strip_prefix("- eval_time: ") else { continue };
+            let name = lines.get(i + 1).and_then(|l| l.strip_prefix("alertname: "));
+            let expected = lines.get(i + 2).copied().unwrap_or_default();
+            let Some(name) = name else { continue };
+            // The test (an item of the top-level `tests:` list) keeps cases of different
+            // series apart.
+            let group = raw[..i].iter().filter(|l| l.starts_with("- ")).count();
+            cases.entry(name.to_string()).or_default().push((
+                format!("{file}#{group}"),
+                eval_secs(at),
+                expected != "exp_alerts: []",
+            ));
+        }
+    }
+    let mut problems = Vec::new();
+    for name in &names {
+        if INCOMPLETE_UNIT_TESTS.contains(&name.as_str()) {
+            continue;
+        }
+        let Some(seen) = cases.get(name) else {
+            problems.push(format!("{name}: no promtool unit test"));
+            continue;
+        };
+        let groups: std::collections::BTreeSet<&String> = seen.iter().map(|c| &c.0).collect();
+        let complete = groups.iter().any(|g| {
+            let mut run: Vec<(u64, bool)> =
+                seen.iter().filter(|c| &c.0 == *g).map(|c| (c.1, c.2)).collect();
+            run.sort();
+            let first_fire = run.iter().position(|c| c.1);
+            first_fire.is_some_and(|f| f > 0 && run[f..].iter().any(|c| !c.1))
+        });
+        if !complete {
+            problems.push(format!(
+                "{name}: no test group shows it quiet, then firing, then quiet again: {seen:?}"
+            ));
+        }
+    }
+    // The known gaps stay honest: each still fires in some test, and one that gained its
+    // missing cases leaves the list.
+    for name in INCOMPLETE_UNIT_TESTS {
+        let Some(seen) = cases.get(*name) else {
+            problems.push(format!("{name}: listed as incomplete but has no test at all"));
+            continue;
+        };
+        if !seen.iter().any(|c| c.2) {
+            problems.push(format!("{name}: no test shows it firing"));
+        }
+        let groups: std::collections::BTreeSet<&String> = seen.iter().map(|c| &c.0).collect();
+        if groups.iter().any(|g| {
+            let mut run: Vec<(u64, bool)> =
+                seen.iter().filter(|c| &c.0 == *g).map(|c| (c.1, c.2)).collect();
+            run.sort();
+            run.iter().position(|c| c.1).is_some_and(|f| f > 0 && run[f..].iter().any(|c| !c.1))
+        }) {
+            problems.push(format!("{name}: now complete, take it off INCOMPLETE_UNIT_TESTS"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The scanner read what it should: a removed case would show above.
+    assert!(cases.len() >= names.len(), "{} alerts in tests for {}", cases.len(), names.len());
+}

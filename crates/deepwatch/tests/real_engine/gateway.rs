@@ -11,6 +11,7 @@ use std::path::Path;
 pub const GATEWAY_TOKEN: &str = "real-engine-gateway-token";
 
 /// A gateway with one pool `vllm` in front of `upstreams`, logging every request to `log`.
+/// Its generation probes are off: they would be requests vLLM counts that the test never sent.
 pub async fn gateway(upstreams: &[String], log: &Path, extra: &str) -> (Proc, String) {
     let (listen, admin) = (free_addr(), free_addr());
     let list: Vec<String> = upstreams.iter().map(|u| format!("\"{u}\"")).collect();
@@ -30,6 +31,8 @@ weight = 100
 priority = 0
 model_version = "v1"
 upstreams = [{list}]
+[gateway.pools.health]
+generation_probe = false
 "#,
         log = log.display(),
         list = list.join(", "),
