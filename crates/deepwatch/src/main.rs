@@ -44,7 +44,7 @@ enum Command {
     /// Run the inference-engine simulator (OpenAI API, vLLM metrics, fault knobs).
     Sim(cmd::sim::Args),
     /// Drive load at an OpenAI-compatible endpoint and measure TTFT, TPOT and goodput.
-    Load(cmd::load::Args),
+    Load(Box<cmd::load::Args>),
     /// Inject faults into simulators and gateways (latency, errors, hangs, leaks, outages).
     Chaos(cmd::chaos::Args),
     /// Start the whole stack locally, drive load, inject a fault and show alerts live.
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Command::Rules(args) => cmd::rules::run(args),
         Command::Push(args) => cmd::push::run(args),
         Command::Sim(args) => cmd::sim::run(args),
-        Command::Load(args) => cmd::load::run(args),
+        Command::Load(args) => cmd::load::run(*args),
         Command::Chaos(args) => cmd::chaos::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),

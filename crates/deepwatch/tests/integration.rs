@@ -9,6 +9,7 @@ mod demo;
 mod failover;
 mod gateway_limits;
 mod hung_engine;
+mod load_https;
 mod packaging;
 mod push;
 mod real_engine;

@@ -14,6 +14,7 @@ pub use report::{Slo, Summary};
 pub use request::{Endpoint, RequestRecord};
 
 use crate::rng::Rng;
+use deepwatch_core::config::client::TlsConfig;
 use request::RequestSpec;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +57,9 @@ pub struct LoadOptions {
     /// Open loop: arrivals beyond this many open requests are skipped (and counted), so an
     /// overloaded target cannot make the generator exhaust memory or sockets.
     pub max_in_flight: usize,
+    /// TLS for an `https://` target: extra CA (`ca_file`), client certificate for mTLS.
+    #[serde(skip)]
+    pub tls: TlsConfig,
 }
 
 impl Default for LoadOptions {
@@ -75,6 +79,7 @@ impl Default for LoadOptions {
             timeout: Duration::from_secs(60),
             api_key: None,
             max_in_flight: 10_000,
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -148,12 +153,13 @@ fn url_base(target: &str) -> Option<String> {
 pub async fn run(options: LoadOptions, progress: Arc<dyn Progress>) -> Result<Report, LoadError> {
     options.validate()?;
     let base = url_base(&options.target).unwrap_or_default();
-    let client = deepwatch_core::http::builder()
+    let client = deepwatch_core::http::client_builder(&options.tls)
+        .map_err(|e| LoadError::Client(deepwatch_core::http::chain(&e)))?
         .no_proxy()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(usize::MAX)
         .build()
-        .map_err(|e| LoadError::Client(e.to_string()))?;
+        .map_err(|e| LoadError::Client(deepwatch_core::http::chain(&e)))?;
     let spec = Arc::new(RequestSpec {
         client,
         url: format!("{base}{}", options.endpoint.path()),
@@ -272,14 +278,19 @@ impl Report {
 }
 
 /// The first model a server lists on `/v1/models`.
-pub async fn discover_model(target: &str, api_key: Option<&str>) -> Result<String, LoadError> {
+pub async fn discover_model(
+    target: &str,
+    api_key: Option<&str>,
+    tls: &TlsConfig,
+) -> Result<String, LoadError> {
     let base = url_base(target)
         .ok_or_else(|| LoadError::Options("target must be an http:// or https:// URL".into()))?;
-    let client = deepwatch_core::http::builder()
+    let client = deepwatch_core::http::client_builder(tls)
+        .map_err(|e| LoadError::Client(deepwatch_core::http::chain(&e)))?
         .no_proxy()
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| LoadError::Client(e.to_string()))?;
+        .map_err(|e| LoadError::Client(deepwatch_core::http::chain(&e)))?;
     let mut request = client.get(format!("{base}/v1/models"));
     if let Some(key) = api_key {
         request = request.bearer_auth(key);
@@ -290,9 +301,9 @@ pub async fn discover_model(target: &str, api_key: Option<&str>) -> Result<Strin
     let body: serde_json::Value = request
         .send()
         .await
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(deepwatch_core::http::chain(&e)))?
         .json()
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|e| fail(deepwatch_core::http::chain(&e)))?;
     body["data"][0]["id"].as_str().map(str::to_string).ok_or_else(|| fail("no model listed".into()))
 }

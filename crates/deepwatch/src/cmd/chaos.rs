@@ -373,7 +373,7 @@ async fn scenario(a: ScenarioArgs) -> anyhow::Result<()> {
         Some(target) => {
             let model = match &a.model {
                 Some(m) => m.clone(),
-                None => load::discover_model(target, None).await?,
+                None => load::discover_model(target, None, &Default::default()).await?,
             };
             Some(LoadOptions {
                 target: target.clone(),

@@ -1,6 +1,7 @@
 //! `deepwatch load`: drive load at an OpenAI-compatible endpoint and measure TTFT, TPOT, ITL,
 //! end-to-end latency, throughput and goodput.
 
+use deepwatch_core::config::client::TlsConfig;
 use deepwatch_lab::load::{self, progress::Bar, Dist, Endpoint, LoadOptions, Mode, Profile, Slo};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +96,9 @@ pub struct Args {
     /// Open loop: skip (and count) arrivals while this many requests are open.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     max_in_flight: usize,
+    /// PEM file of CA certificates to trust for an https target, besides the system roots.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// Write every request and the summary as JSON to FILE (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -128,6 +132,10 @@ impl Args {
                 for_secs: self.surge_for.as_secs_f64(),
             },
         })
+    }
+
+    fn tls(&self) -> TlsConfig {
+        TlsConfig { ca_file: self.ca_file.clone(), ..TlsConfig::default() }
     }
 
     fn options(&self, model: String) -> anyhow::Result<LoadOptions> {
@@ -167,6 +175,7 @@ impl Args {
             timeout: self.timeout,
             api_key: self.api_key.clone(),
             max_in_flight: self.max_in_flight,
+            tls: self.tls(),
         })
     }
 }
@@ -175,7 +184,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::block_on(async move {
         let model = match &args.model {
             Some(m) => m.clone(),
-            None => load::discover_model(&args.target, args.api_key.as_deref()).await?,
+            None => {
+                load::discover_model(&args.target, args.api_key.as_deref(), &args.tls()).await?
+            }
         };
         let options = args.options(model)?;
         let show_bar = !args.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr());
