@@ -1,14 +1,13 @@
 //! The fast alert rules: the warning/critical threshold pairs (the critical latency alert with
 //! its recovery hold is in `page`), P1 model unavailable, a failing canary (`canary`), tenant
-//! budgets (`cost`), and target absent / scrape failing / node down. Every alert
-//! comes with its promtool cases (see `hysteresis`), and every expression reads recorded
+//! budgets (`cost`), and target absent / scrape failing / node down. Every alert comes with
+//! its promtool cases (see `hysteresis` and `condition`), and every expression reads recorded
 //! series or catalog metrics only.
 
+use crate::condition::{case, Input, Scenario};
 use crate::hysteresis::{level_pair, Watched};
-use crate::ids::{l, names, req_example, INCIDENTS, OVERVIEW, RESOURCES};
-use crate::model::{
-    run, series_text, values, Alert, AlertCheck, Group, Labels, Rule, RuleFile, TestCase,
-};
+use crate::ids::{fired, l, names, req_example, INCIDENTS, OVERVIEW, RESOURCES};
+use crate::model::{Alert, Group, Labels, Rule, RuleFile, TestCase};
 use crate::prometheus::jobs;
 use crate::promql::{dur, rate, sel, series, sum_by};
 use crate::recording::{Names, REQ};
@@ -168,7 +167,7 @@ fn unavailable(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>
     let ok = sum_by(&["model"], &rate(&requests.clone().eq("outcome", "ok"), &window));
     let for_secs = ctx.scaled(60);
     let p1 = |reason: &str| l(&[("priority", "P1"), ("reason", reason)]);
-    alerts.push(Alert {
+    let no_success = Alert {
         name: names::MODEL_UNAVAILABLE.into(),
         expr: format!("({any} > 0) unless on (model) ({ok} > 0)"),
         for_secs,
@@ -179,9 +178,9 @@ fn unavailable(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>
         description: format!("Requests for {{{{ $labels.model }}}} keep arriving but none succeeded over the last {window}."),
         dashboard: OVERVIEW,
         condition: format!("requests for a model arrive but none succeeded over {window}"),
-    });
+    };
     let upstream = sel(&gateway::UPSTREAM_UP);
-    alerts.push(Alert {
+    let all_down = Alert {
         name: names::MODEL_UNAVAILABLE.into(),
         expr: format!("max by (job, instance) ({upstream}) == 0"),
         for_secs,
@@ -192,11 +191,8 @@ fn unavailable(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>
         description: "No pool of gateway {{ $labels.instance }} has a healthy upstream: the model is unavailable.".into(),
         dashboard: OVERVIEW,
         condition: "every upstream behind a gateway is out of rotation (`deepwatch_upstream_up` all 0)".into(),
-    });
+    };
 
-    let e = ctx.eval();
-    let win_evals = ctx.window_secs().div_ceil(e);
-    let nf = for_secs.div_ceil(e);
     let req_labels = |outcome: &str, code: &str| {
         l(&[
             ("model", "deepseek-r1"),
@@ -208,60 +204,57 @@ fn unavailable(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>
             ("code", code),
         ])
     };
-    // The first upstream goes down at sample 10, the second at `second`: every upstream down
-    // fires `for` later. Then ok requests stop while failures go on (late enough that the
-    // no-success variant cannot fire before the all-down check, at any time scale).
-    let second = 12;
-    let stop = second + nf + 1;
-    let total = stop + win_evals + nf + 20;
-    let ok_values =
-        values(&[format!("0+10x{}", stop - 1), run(10.0 * (stop - 1) as f64, total - stop)]);
-    let err_values = format!("0+5x{}", total - 1);
-    let no_success = {
-        let mut x = l(&[("model", "deepseek-r1"), ("severity", "critical")]);
-        x.extend(p1("no_successful_requests"));
-        x
-    };
-    let upstream_example = |u: &str| {
+    let mut no_success_labels = l(&[("model", "deepseek-r1")]);
+    no_success_labels.extend(p1("no_successful_requests"));
+    // Successes stop while failures go on; the rate window delays both edges.
+    tests.push(case(
+        ctx,
+        &no_success,
+        Scenario::windowed(
+            "no request succeeds while requests arrive",
+            vec![
+                (
+                    requests.name().into(),
+                    req_labels("ok", "200"),
+                    Input::Stalls { per_sample: 10.0 },
+                ),
+                (
+                    requests.name().into(),
+                    req_labels("upstream_error", "502"),
+                    Input::Counter { per_sample: 5.0, appears: false },
+                ),
+            ],
+            vec![fired(&no_success_labels, "critical")],
+            ctx.window_secs().div_ceil(ctx.eval()),
+        ),
+    ));
+    let upstream_labels = |u: &str| {
         l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9845"), ("pool", "blue"), ("upstream", u)])
     };
-    let mut down =
-        l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9845"), ("severity", "critical")]);
-    down.extend(p1("all_upstreams_down"));
-    tests.push(TestCase {
-        name: "ModelUnavailable: no success while requests arrive; every upstream down".into(),
-        interval_secs: e,
-        series: vec![
-            (series_text(requests.name(), &req_labels("ok", "200")), ok_values),
-            (series_text(requests.name(), &req_labels("upstream_error", "502")), err_values),
-            (
-                series_text(upstream.name(), &upstream_example("http://10.0.0.1:8000")),
-                values(&[run(1.0, 10), run(0.0, total - 10)]),
-            ),
-            (
-                series_text(upstream.name(), &upstream_example("http://10.0.0.2:8000")),
-                values(&[run(1.0, second), run(0.0, total - second)]),
-            ),
-        ],
-        alerts: vec![
-            AlertCheck {
-                at_secs: (second + nf - 1) * e,
-                alertname: names::MODEL_UNAVAILABLE.into(),
-                firing: vec![],
-            },
-            AlertCheck {
-                at_secs: (second + nf) * e,
-                alertname: names::MODEL_UNAVAILABLE.into(),
-                firing: vec![down.clone()],
-            },
-            AlertCheck {
-                at_secs: (stop + win_evals + nf + 10) * e,
-                alertname: names::MODEL_UNAVAILABLE.into(),
-                firing: vec![no_success, down],
-            },
-        ],
-        exprs: vec![],
-    });
+    let mut down_labels = l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9845")]);
+    down_labels.extend(p1("all_upstreams_down"));
+    // One upstream stays down throughout: only the second one going down too fires.
+    tests.push(case(
+        ctx,
+        &all_down,
+        Scenario::exact(
+            "every upstream down; one down is not enough",
+            vec![
+                (
+                    upstream.name().into(),
+                    upstream_labels("http://10.0.0.1:8000"),
+                    Input::Gauge { good: Some(0.0), bad: Some(0.0) },
+                ),
+                (
+                    upstream.name().into(),
+                    upstream_labels("http://10.0.0.2:8000"),
+                    Input::Gauge { good: Some(1.0), bad: Some(0.0) },
+                ),
+            ],
+            vec![fired(&down_labels, "critical")],
+        ),
+    ));
+    alerts.extend([no_success, all_down]);
 }
 
 /// Shortest `for` of `TargetAbsent` in time-scaled runs: Prometheus start-up (first target
@@ -279,7 +272,7 @@ pub fn absent_for_secs(ctx: &Ctx<'_>) -> u64 {
 fn targets(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
     let for_secs = ctx.scaled(ctx.cfg.thresholds.target_down_for_secs);
     let up = series("up");
-    alerts.push(Alert {
+    let node_down = Alert {
         name: names::NODE_DOWN.into(),
         expr: format!("{} == 0", up.clone().eq("job", jobs::AGENT)),
         for_secs,
@@ -290,8 +283,8 @@ fn targets(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
         description: format!("The deepwatch agent on {{{{ $labels.instance }}}} has failed every scrape for {}; GPU alerts of this node are muted meanwhile.", dur(for_secs)),
         dashboard: RESOURCES,
         condition: "the agent target fails its scrapes (`up == 0`)".into(),
-    });
-    alerts.push(Alert {
+    };
+    let target_down = Alert {
         name: names::TARGET_DOWN.into(),
         expr: format!("{} == 0", up.clone().ne("job", jobs::AGENT)),
         for_secs,
@@ -302,96 +295,84 @@ fn targets(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
         description: format!("Prometheus could not scrape {{{{ $labels.instance }}}} (job {{{{ $labels.job }}}}) for {}.", dur(for_secs)),
         dashboard: INCIDENTS,
         condition: "a target other than an agent fails its scrapes (`up == 0`)".into(),
-    });
+    };
+    let agent = l(&[("job", jobs::AGENT), ("instance", "gpu-node-1:9844")]);
+    let gw = l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9845")]);
+    let fails = Input::Gauge { good: Some(1.0), bad: Some(0.0) };
+    // Both targets fail together: each alert takes only its own.
+    let both_fail =
+        vec![("up".to_string(), agent.clone(), fails), ("up".into(), gw.clone(), fails)];
+    tests.push(case(
+        ctx,
+        &node_down,
+        Scenario::exact(
+            "the agent target fails its scrapes",
+            both_fail.clone(),
+            vec![fired(&agent, "critical")],
+        ),
+    ));
+    tests.push(case(
+        ctx,
+        &target_down,
+        Scenario::exact(
+            "a gateway target fails its scrapes",
+            both_fail,
+            vec![fired(&gw, "warning")],
+        ),
+    ));
+    alerts.extend([node_down, target_down]);
+
     let absent_jobs: Vec<&str> = jobs::with_targets(ctx.cfg)
         .into_iter()
         .filter(|(_, t)| !t.is_empty())
         .map(|(j, _)| j)
         .collect();
+    if absent_jobs.is_empty() {
+        return;
+    }
     // A fresh Prometheus has no `up` series until it applied its targets (its discovery
     // manager sends the first target set after up to 5 s) and scraped them once; a `for`
     // scaled down to a second or two would fire on every start. Scaled runs keep at least
     // `ABSENT_STARTUP_GRACE_SECS` (never more than the configured value, so scale 1 is exact).
     let absent_for = absent_for_secs(ctx);
-    if !absent_jobs.is_empty() {
-        let expr = absent_jobs
-            .iter()
-            .map(|job| format!("absent({})", up.clone().eq("job", job)))
-            .collect::<Vec<_>>()
-            .join(" or ");
-        alerts.push(Alert {
-            name: names::TARGET_ABSENT.into(),
-            expr,
-            for_secs: absent_for,
-            keep_firing_secs: 0,
-            severity: "warning",
-            labels: vec![],
-            summary: "No {{ $labels.job }} target is known to Prometheus".into(),
-            description: format!("Prometheus has no `up` series for job {{{{ $labels.job }}}} for {}: the target is gone from the config or from service discovery.", dur(absent_for)),
-            dashboard: INCIDENTS,
-            condition: "a configured job has no `up` series at all (target gone from the config or discovery)".into(),
-        });
-    }
-    let e = ctx.eval();
-    let nf = for_secs.div_ceil(e);
-    let na = absent_for.div_ceil(e);
-    // The gateway target fails from the start and vanishes (stale) at `gone`.
-    let gone = nf + 5;
-    let total = (gone + na + 10).max(10 + nf + 10);
-    let agent = l(&[("job", jobs::AGENT), ("instance", "gpu-node-1:9844")]);
-    let gw = l(&[("job", jobs::GATEWAY), ("instance", "gw-1:9845")]);
-    let mut series_list = vec![
-        (series_text("up", &agent), values(&[run(1.0, 10), run(0.0, total - 10)])),
-        (series_text("up", &gw), values(&[run(0.0, gone), "stale".into()])),
-    ];
-    for job in &absent_jobs {
-        if *job != jobs::AGENT && *job != jobs::GATEWAY {
-            series_list.push((
-                series_text("up", &l(&[("job", job), ("instance", "x:1")])),
-                run(1.0, total),
-            ));
-        }
-    }
-    let mut node_down = agent.clone();
-    node_down.push(("severity".into(), "critical".into()));
-    let mut scrape_fail = gw.clone();
-    scrape_fail.push(("severity".into(), "warning".into()));
-    let at_fire = (10 + nf + 2) * e;
-    tests.push(TestCase {
-        name: "targets: node down, scrape failing, target absent".into(),
-        interval_secs: e,
-        series: series_list,
-        alerts: vec![
-            AlertCheck { at_secs: 9 * e, alertname: names::NODE_DOWN.into(), firing: vec![] },
-            AlertCheck {
-                at_secs: at_fire,
-                alertname: names::NODE_DOWN.into(),
-                firing: vec![node_down],
-            },
-            AlertCheck {
-                at_secs: (nf + 1) * e,
-                alertname: names::TARGET_DOWN.into(),
-                firing: vec![scrape_fail],
-            },
-            AlertCheck {
-                at_secs: (gone - 1) * e,
-                alertname: names::TARGET_ABSENT.into(),
-                firing: vec![],
-            },
-            // Absent, but not for `absent_for` yet.
-            AlertCheck {
-                at_secs: (gone + na - 1) * e,
-                alertname: names::TARGET_ABSENT.into(),
-                firing: vec![],
-            },
-            AlertCheck {
-                at_secs: (gone + na + 2) * e,
-                alertname: names::TARGET_ABSENT.into(),
-                firing: vec![l(&[("job", jobs::GATEWAY), ("severity", "warning")])],
-            },
-        ],
-        exprs: vec![],
-    });
+    let expr = absent_jobs
+        .iter()
+        .map(|job| format!("absent({})", up.clone().eq("job", job)))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let absent = Alert {
+        name: names::TARGET_ABSENT.into(),
+        expr,
+        for_secs: absent_for,
+        keep_firing_secs: 0,
+        severity: "warning",
+        labels: vec![],
+        summary: "No {{ $labels.job }} target is known to Prometheus".into(),
+        description: format!("Prometheus has no `up` series for job {{{{ $labels.job }}}} for {}: the target is gone from the config or from service discovery.", dur(absent_for)),
+        dashboard: INCIDENTS,
+        condition: "a configured job has no `up` series at all (target gone from the config or discovery)".into(),
+    };
+    // The first job's only target vanishes (its `up` goes stale) and comes back; every other
+    // job keeps its target.
+    let target = |job: &str| l(&[("job", job), ("instance", "target-1:9000")]);
+    let inputs = absent_jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let bad = if i == 0 { None } else { Some(1.0) };
+            ("up".to_string(), target(job), Input::Gauge { good: Some(1.0), bad })
+        })
+        .collect();
+    tests.push(case(
+        ctx,
+        &absent,
+        Scenario::exact(
+            "a job's only target vanishes and comes back",
+            inputs,
+            vec![fired(&l(&[("job", absent_jobs[0])]), "warning")],
+        ),
+    ));
+    alerts.push(absent);
 }
 
 pub fn file(ctx: &Ctx<'_>) -> RuleFile {

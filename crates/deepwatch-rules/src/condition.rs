@@ -22,6 +22,9 @@ pub enum Input {
     /// `appears`, the series does not exist before the first bad sample (counters created on
     /// their first event, such as XID codes).
     Counter { per_sample: f64, appears: bool },
+    /// A counter that grows by `per_sample` while good and stays flat while bad (successful
+    /// requests that stop while failures go on).
+    Stalls { per_sample: f64 },
     /// A counter that grows while good and restarts from zero on every other sample while bad
     /// (a crash loop: the process behind it keeps restarting).
     Restarts,
@@ -154,6 +157,14 @@ fn samples(input: Input, phases: &[Phase], eval_secs: u64) -> Vec<Option<f64>> {
                 };
                 counter
             }
+            Input::Stalls { per_sample } => {
+                counter = match (counter, bad) {
+                    (None, _) => Some(100.0),
+                    (Some(c), false) => Some(c + per_sample),
+                    (Some(c), true) => Some(c),
+                };
+                counter
+            }
             Input::Restarts => {
                 let next = match (counter, bad) {
                     (None, _) => 1000.0,
@@ -267,7 +278,7 @@ mod tests {
     }
 
     #[test]
-    fn counters_appear_restart_and_clocks_freeze() {
+    fn counters_appear_restart_stall_and_clocks_freeze() {
         use Phase::{Bad, Good};
         let phases = [Good, Good, Bad, Bad, Good];
         let c = samples(Input::Counter { per_sample: 2.0, appears: true }, &phases, 5);
@@ -276,6 +287,8 @@ mod tests {
         assert_eq!(c, [Some(100.0), Some(100.0), Some(102.0), Some(104.0), Some(104.0)]);
         let r = samples(Input::Restarts, &phases, 5);
         assert_eq!(r, [Some(1000.0), Some(1010.0), Some(0.0), Some(5.0), Some(15.0)]);
+        let s = samples(Input::Stalls { per_sample: 3.0 }, &phases, 5);
+        assert_eq!(s, [Some(100.0), Some(103.0), Some(103.0), Some(103.0), Some(106.0)]);
         let t = samples(Input::Clock, &phases, 5);
         assert_eq!(t, [Some(0.0), Some(5.0), Some(5.0), Some(5.0), Some(20.0)]);
     }

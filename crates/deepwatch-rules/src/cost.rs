@@ -98,9 +98,11 @@ fn budget_series(tenant: &str, budget: f64, n: u64) -> (String, String) {
     (series_text(gateway::TENANT_DAILY_BUDGET.name, &x), run(budget, n))
 }
 
-/// A counter adding `inc` per sample for `n` samples, then flat for `rest`.
+/// A counter adding `inc` per sample for `n` samples, then flat for `rest`. The flat value is
+/// what promtool's `0+incxN` reaches by adding `inc` N times: `inc * N` can round below it,
+/// which promtool reads as a counter reset (the whole spend again within the day).
 fn spending(inc: f64, n: u64, rest: u64) -> String {
-    let last = inc * (n - 1) as f64;
+    let last = (1..n).fold(0.0, |sum, _| sum + inc);
     values(&[format!("0+{}x{}", num(inc), n - 1), run(last, rest)])
 }
 
@@ -108,10 +110,11 @@ fn fired(tenant: &str, reason: &str, severity: &str) -> Labels {
     l(&[("reason", reason), ("severity", severity), ("tenant", tenant)])
 }
 
-/// promtool cases: a tenant spending at twice its budget's pace is told it is on pace within
-/// `PACE_FOR_SECS`, warned once half a day has spent the budget, and the pace notice clears
-/// an hour after it stops spending while the 24-hour warning stays; a tenant with a large
-/// budget and one without any never fire.
+/// promtool cases: a tenant spending at twice its budget's pace is told it is on pace after
+/// `PACE_FOR_SECS` (not before), warned once half a day has spent the budget, the pace notice
+/// clears an hour after it stops spending while the 24-hour warning stays, and the warning
+/// clears once the last 24 hours hold less than the budget; a tenant with a large budget and
+/// one without any never fire.
 pub fn tests(ctx: &Ctx<'_>) -> Vec<TestCase> {
     // One sample a minute (scaled): a day of 5-second samples is more than promtool's
     // query engine loads at once.
@@ -124,7 +127,10 @@ pub fn tests(ctx: &Ctx<'_>) -> Vec<TestCase> {
     let inc = 2.0 * budget / day as f64;
     let half = day / 2;
     let stop = half + pace + 10;
-    let total = stop + pace + pace_for + 10;
+    // Spending stopped at `stop` after `stop` samples at twice the pace: the day behind falls
+    // under the budget once fewer than `half` of them are in it.
+    let under_budget = stop + half + 30;
+    let total = under_budget + 10;
     let check = |idx: u64, firing: Vec<Labels>| AlertCheck {
         at_secs: idx * e,
         alertname: names::TENANT_BUDGET.into(),
@@ -143,15 +149,18 @@ pub fn tests(ctx: &Ctx<'_>) -> Vec<TestCase> {
         spend_series("team-c", "blue", spending(inc * 10.0, stop, total - stop)),
     ];
     vec![TestCase {
-        name: "TenantBudgetExceeded: on pace, then spent; a large or absent budget never fires"
+        name: "TenantBudgetExceeded: on pace, then spent, then clear; a large or absent budget never fires"
             .into(),
         interval_secs: e,
         series,
         alerts: vec![
+            check(pace_for - 1, vec![]),
             check(pace + pace_for + 2, vec![projected.clone()]),
             check(half - pace.min(half / 4).max(2), vec![projected.clone()]),
             check(half + 10, vec![spent.clone(), projected.clone()]),
             check(stop + pace + 4, vec![spent.clone()]),
+            check(stop + half - 30, vec![spent]),
+            check(under_budget, vec![]),
         ],
         exprs: vec![],
     }]

@@ -1,7 +1,8 @@
 //! SLO rules: error ratios over the SRE-workbook windows, objective and remaining budget
 //! series, and multi-window multi-burn-rate alerts (page: 1h/5m at 14.4 or 6h/30m at 6;
 //! ticket: 1d/2h at 3 or 3d/6h at 1), with promtool cases that must page, must only open a
-//! ticket, and must stop paging soon after errors stop. Windows scale with `time_scale` like
+//! ticket, must stop paging soon after errors stop, and close the ticket once the slowest
+//! short window (6h) has seen no error. Windows scale with `time_scale` like
 //! every other interval, so a short fault in a scaled run stops paging as soon, relatively,
 //! as a real one does.
 
@@ -255,11 +256,12 @@ fn tests(ctx: &Ctx<'_>, slos: &[Slo]) -> Vec<TestCase> {
                 }
             }
         };
-        // Page: bad for 1h, then clean for 1h; the page stops within minutes, the ticket stays.
+        // Page: bad for 1h, then clean for 7h; the page stops within minutes, the ticket
+        // stays until the 6h window of the slowest pair holds no error.
         out.push(TestCase {
-            name: format!("{name}: pages on a fast burn and stops soon after"),
+            name: format!("{name}: pages on a fast burn, stops soon after, the ticket later"),
             interval_secs: e,
-            series: series_for(bad, per_hour, per_hour),
+            series: series_for(bad, per_hour, 7 * per_hour),
             alerts: vec![
                 AlertCheck { at_secs: e, alertname: name.clone(), firing: vec![] },
                 AlertCheck {
@@ -276,6 +278,16 @@ fn tests(ctx: &Ctx<'_>, slos: &[Slo]) -> Vec<TestCase> {
                     at_secs: at(3600 + 2400),
                     alertname: name.clone(),
                     firing: vec![fired(slo, "warning")],
+                },
+                AlertCheck {
+                    at_secs: at(3600 + 6 * 3600 - 1800),
+                    alertname: name.clone(),
+                    firing: vec![fired(slo, "warning")],
+                },
+                AlertCheck {
+                    at_secs: at(3600 + 6 * 3600 + 1800),
+                    alertname: name.clone(),
+                    firing: vec![],
                 },
             ],
             exprs: vec![],

@@ -52,17 +52,26 @@ fn alerts(ctx: &Ctx<'_>) -> Vec<Alert> {
 fn tests(ctx: &Ctx<'_>) -> Vec<TestCase> {
     let t = &ctx.cfg.thresholds;
     let mut out = Vec::new();
-    // TPOT doubles (speed halves) one week and one hour in: a > 30 % drop.
+    // TPOT doubles (speed halves) one week and one hour in, for three hours: a > 30 % drop,
+    // gone once the 30-minute window is back to last week's speed.
     if t.performance_drop_ratio < 0.45 {
         let step = 300;
         let week = 7 * 24 * 3600 / step;
         let change = week + 3600 / step;
-        let total = change + 3 * 3600 / step;
+        let back = change + 3 * 3600 / step;
+        let total = back + 3600 / step;
         let mut id: Labels = req_example();
         id.extend(l(&[("endpoint", "/v1/chat/completions"), ("tenant", "default")]));
         let name = |suffix: &str| format!("{}{suffix}", gateway::TIME_PER_OUTPUT_TOKEN.name);
-        let sum_values =
-            format!("0+5x{} {}+10x{}", change - 1, 5 * (change - 1) + 10, total - change - 1);
+        let slow_end = 5 * (change - 1) + 10 * (back - change);
+        let sum_values = format!(
+            "0+5x{} {}+10x{} {}+5x{}",
+            change - 1,
+            5 * (change - 1) + 10,
+            back - change - 1,
+            slow_end + 5,
+            total - back - 1
+        );
         let mut fired = l(&[("model", "deepseek-r1"), ("severity", "warning"), ("priority", "P2")]);
         fired.sort();
         out.push(TestCase {
@@ -81,7 +90,17 @@ fn tests(ctx: &Ctx<'_>) -> Vec<TestCase> {
                 AlertCheck {
                     at_secs: (change + 12) * step,
                     alertname: PERFORMANCE_DROP.into(),
+                    firing: vec![fired.clone()],
+                },
+                AlertCheck {
+                    at_secs: (back - 1) * step,
+                    alertname: PERFORMANCE_DROP.into(),
                     firing: vec![fired],
+                },
+                AlertCheck {
+                    at_secs: (back + 8) * step,
+                    alertname: PERFORMANCE_DROP.into(),
+                    firing: vec![],
                 },
             ],
             exprs: vec![],
@@ -98,19 +117,25 @@ fn tests(ctx: &Ctx<'_>) -> Vec<TestCase> {
         let mut fired = labels.clone();
         fired.push(("severity".into(), "info".into()));
         out.push(TestCase {
-            name: "AccuracyDrop: probe accuracy falls from 0.95 to 0.8".into(),
+            name: "AccuracyDrop: probe accuracy falls from 0.95 to 0.8 and comes back".into(),
             interval_secs: step,
             series: vec![(
                 series_text(analyzer::PROBE_ACCURACY.name, &labels),
-                "0.95x35 0.8x11".into(),
+                "0.95x35 0.8x11 0.95x5".into(),
             )],
             alerts: vec![
                 AlertCheck { at_secs: 34 * step, alertname: ACCURACY_DROP.into(), firing: vec![] },
                 AlertCheck {
                     at_secs: 42 * step,
                     alertname: ACCURACY_DROP.into(),
+                    firing: vec![fired.clone()],
+                },
+                AlertCheck {
+                    at_secs: 47 * step,
+                    alertname: ACCURACY_DROP.into(),
                     firing: vec![fired],
                 },
+                AlertCheck { at_secs: 48 * step, alertname: ACCURACY_DROP.into(), firing: vec![] },
             ],
             exprs: vec![],
         });
