@@ -15,4 +15,5 @@ mod push;
 mod real_engine;
 mod reqlog_rotate;
 mod scaleout;
+mod structure;
 mod webhook_crash;

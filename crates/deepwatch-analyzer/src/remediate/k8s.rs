@@ -2,9 +2,9 @@
 //! Deployment's `scale` subresource; target `keda` raises a KEDA ScaledObject's
 //! `minReplicaCount`, so KEDA (which owns the HPA) keeps at least that many replicas instead of
 //! fighting a direct patch. Both read the Deployment's current replicas and size with the same
-//! rules as every scale action (`scale::Sizing`).
+//! rules as every scale action (`scaling::Sizing`).
 
-use super::scale::Sizing;
+use super::scaling::Sizing;
 use super::{Action, ActionContext, ActionError, Deps, Plan, PlanError};
 use deepwatch_core::config::remediation::{ActionConfig, ActionKind, ScaleTarget};
 use futures_util::future::BoxFuture;

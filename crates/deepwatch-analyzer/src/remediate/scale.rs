@@ -4,8 +4,8 @@
 //! cluster. How many replicas to add follows `scaling.rs` when a load query measures load per
 //! replica, otherwise `step` per run; never beyond `max_replicas`.
 
-use super::scaling::ScalingRules;
-use super::{Action, ActionContext, ActionError, Deps, LoadSource, Plan, PlanError};
+use super::scaling::Sizing;
+use super::{Action, ActionContext, ActionError, Deps, Plan, PlanError};
 use deepwatch_core::api::admin::GatewayAdmin;
 use deepwatch_core::config::remediation::{ActionConfig, ActionKind, ScaleTarget};
 use futures_util::future::BoxFuture;
@@ -24,38 +24,6 @@ pub fn build(config: &ActionConfig, deps: &Deps) -> Result<Arc<dyn Action>, Stri
             Err("scale targets kubernetes and keda need a deepwatch built with --features k8s"
                 .into())
         }
-    }
-}
-
-/// How many replicas a scale action wants, from load or from its step.
-pub struct Sizing {
-    pub rules: ScalingRules,
-    pub step: u32,
-    pub load_query: Option<String>,
-    pub load: Option<Arc<dyn LoadSource>>,
-}
-
-impl Sizing {
-    pub fn new(config: &ActionConfig, deps: &Deps) -> Sizing {
-        Sizing {
-            rules: deps.scaling,
-            step: config.step.unwrap_or(1).max(1),
-            load_query: config.load_query.clone(),
-            load: deps.load.clone(),
-        }
-    }
-
-    /// The replica count to reach from `current`, and the load it was decided on (if any).
-    pub async fn desired(&self, current: u32) -> (u32, Option<f64>) {
-        if let (Some(query), Some(source)) = (&self.load_query, &self.load) {
-            match source.load(query).await {
-                Ok(Some(load)) => return (self.rules.decide(current, load).target(), Some(load)),
-                Ok(None) => tracing::warn!(%query, "load query returned nothing; scaling by step"),
-                Err(err) => tracing::warn!(%query, %err, "load query failed; scaling by step"),
-            }
-        }
-        let stepped = current.saturating_add(self.step);
-        (stepped.clamp(self.rules.min_replicas, self.rules.max_replicas), None)
     }
 }
 
@@ -170,42 +138,5 @@ impl Action for GatewayPoolScale {
         plan: &'a Plan,
     ) -> BoxFuture<'a, Result<String, ActionError>> {
         self.execute_inner(plan).boxed()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Fixed(Option<f64>);
-    impl LoadSource for Fixed {
-        fn load<'a>(&'a self, _q: &'a str) -> BoxFuture<'a, Result<Option<f64>, String>> {
-            let v = self.0;
-            async move { Ok(v) }.boxed()
-        }
-    }
-
-    fn sizing(load: Option<Option<f64>>, step: u32) -> Sizing {
-        Sizing {
-            rules: ScalingRules::default(),
-            step,
-            load_query: load.map(|_| "q".to_string()),
-            load: load.map(|l| Arc::new(Fixed(l)) as Arc<dyn LoadSource>),
-        }
-    }
-
-    #[tokio::test]
-    async fn sizing_follows_load_when_measured_and_step_otherwise() {
-        // 4 replicas at 120 % -> 4.8 loads -> 6 at 80 %.
-        assert_eq!(sizing(Some(Some(1.2)), 1).desired(4).await, (6, Some(1.2)));
-        // Within target: stay.
-        assert_eq!(sizing(Some(Some(0.7)), 1).desired(4).await, (4, Some(0.7)));
-        // No data: step.
-        assert_eq!(sizing(Some(None), 2).desired(4).await, (6, None));
-        assert_eq!(sizing(None, 1).desired(4).await, (5, None));
-        // Never beyond max, and a pool below min grows to min.
-        assert_eq!(sizing(None, 3).desired(9).await, (10, None));
-        assert_eq!(sizing(None, 1).desired(10).await, (10, None));
-        assert_eq!(sizing(None, 1).desired(1).await, (3, None));
     }
 }
