@@ -163,7 +163,10 @@ impl PromClient {
     }
 
     pub fn new(base_url: &str, options: PromOptions) -> Result<PromClient, PromError> {
-        let invalid = |reason: String| PromError::InvalidUrl { url: base_url.to_string(), reason };
+        let invalid = |reason: String| PromError::InvalidUrl {
+            url: deepwatch_core::http::redact_urls(base_url).into_owned(),
+            reason,
+        };
         let mut base = url::Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(invalid(format!("scheme {:?} is not http or https", base.scheme())));
@@ -172,7 +175,10 @@ impl PromClient {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
-        let client = |reason: String| PromError::Client { url: base_url.to_string(), reason };
+        let client = |reason: String| PromError::Client {
+            url: deepwatch_core::http::redact_urls(base_url).into_owned(),
+            reason,
+        };
         let headers = http::default_headers(
             "analyzer.prometheus_auth",
             &options.auth,
@@ -335,7 +341,7 @@ impl PromClient {
                 Ok(value) => {
                     self.inner.queries.inc(&["ok"]);
                     if !self.inner.healthy.swap(true, Ordering::Relaxed) {
-                        tracing::info!(url = %self.inner.base, "prometheus reachable again");
+                        tracing::info!(url = %deepwatch_core::http::redact_urls(self.inner.base.as_str()), "prometheus reachable again");
                     }
                     *self.inner.last_error.lock() = None;
                     return Ok(value);
@@ -351,7 +357,7 @@ impl PromClient {
                     }
                     if e.is_transient() {
                         if self.inner.healthy.swap(false, Ordering::Relaxed) {
-                            warn!(url = %self.inner.base, error = %e, "prometheus unreachable");
+                            warn!(url = %deepwatch_core::http::redact_urls(self.inner.base.as_str()), error = %e, "prometheus unreachable");
                         }
                         *self.inner.last_error.lock() = Some(e.to_string());
                     }
@@ -367,31 +373,29 @@ impl PromClient {
         params: &[(&str, String)],
     ) -> Result<T, PromError> {
         let url = self.inner.base.join(endpoint).map_err(|e| PromError::InvalidUrl {
-            url: self.inner.base.to_string(),
+            url: deepwatch_core::http::redact_urls(self.inner.base.as_str()).into_owned(),
             reason: e.to_string(),
         })?;
         let timeout_ms = self.inner.options.timeout.as_millis() as u64;
         let request = self.inner.http.get(url.clone()).query(params).send();
+        let url = http::redact_urls(url.as_str()).into_owned();
         // The tokio timeout covers paused-time tests and DNS stalls that reqwest's may not.
         let response = match tokio::time::timeout(self.inner.options.timeout, request).await {
-            Err(_) => return Err(PromError::Timeout { url: url.to_string(), timeout_ms }),
+            Err(_) => return Err(PromError::Timeout { url: url.clone(), timeout_ms }),
             Ok(Err(e)) if e.is_timeout() => {
-                return Err(PromError::Timeout { url: url.to_string(), timeout_ms })
+                return Err(PromError::Timeout { url: url.clone(), timeout_ms })
             }
             Ok(Err(e)) => {
-                return Err(PromError::Unreachable {
-                    url: url.to_string(),
-                    reason: http::chain(&e),
-                })
+                return Err(PromError::Unreachable { url: url.clone(), reason: http::chain(&e) })
             }
             Ok(Ok(r)) => r,
         };
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| {
             if e.is_timeout() {
-                PromError::Timeout { url: url.to_string(), timeout_ms }
+                PromError::Timeout { url: url.clone(), timeout_ms }
             } else {
-                PromError::Unreachable { url: url.to_string(), reason: http::chain(&e) }
+                PromError::Unreachable { url: url.clone(), reason: http::chain(&e) }
             }
         })?;
         let envelope: Envelope<T> = match serde_json::from_slice(&body) {

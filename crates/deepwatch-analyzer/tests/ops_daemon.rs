@@ -214,3 +214,21 @@ async fn a_firing_alert_gets_a_root_cause_report_served_by_fingerprint() {
     assert_eq!(escape.status(), 404);
     daemon.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_takes_under_five_seconds_even_inside_a_long_prometheus_backoff() {
+    let gw = MockGateway::start(vec![pool("primary", &[("http://10.0.0.1:8000", true)])]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = daemon_config(dir.path(), &gw.url);
+    // Nothing listens at the Prometheus address: each query fails at once and then waits out
+    // a one-minute backoff before its next try.
+    config.analyzer.retries = 3;
+    config.analyzer.retry_backoff = Duration::from_secs(60);
+    let daemon = start(&config, None).await;
+    // The first evaluation round (at once) has failed its first query and sleeps in the backoff.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = tokio::time::Instant::now();
+    let stopped = tokio::time::timeout(Duration::from_secs(30), daemon.shutdown()).await;
+    let took = started.elapsed();
+    assert!(stopped.is_ok() && took < Duration::from_secs(5), "shutdown took {took:?}");
+}

@@ -222,19 +222,55 @@ pub fn authorization(at: &str, auth: &HttpAuthConfig) -> Result<Option<HeaderVal
 pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl fmt::Display for Chain<'_> {
+    /// The messages joined by `: `, with the credentials of any URL in them redacted.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut last = self.0.to_string();
-        f.write_str(&last)?;
+        f.write_str(&redact_urls(&last))?;
         let mut cause = self.0.source();
         while let Some(err) = cause {
             let text = err.to_string();
             if !last.contains(&text) {
-                write!(f, ": {text}")?;
+                write!(f, ": {}", redact_urls(&text))?;
             }
             last = text;
             cause = err.source();
         }
         Ok(())
+    }
+}
+
+/// What a URL's credentials (`scheme://user:password@host`) become wherever it is shown.
+pub const REDACTED: &str = "***";
+
+/// `text` with the user information of every URL in it (`http://user:pass@host/...` becomes
+/// `http://***@host/...`), for anything a URL from a config can reach: metric labels, events,
+/// logs, error messages, admin documents. Text without such a URL comes back borrowed.
+pub fn redact_urls(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(i) = text[from..].find("://") {
+        let start = from + i + 3;
+        let authority_len = text[start..]
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '`') || c.is_whitespace()
+            })
+            .unwrap_or(text.len() - start);
+        let authority = &text[start..start + authority_len];
+        if let Some(at) = authority.rfind('@') {
+            let buf = out.get_or_insert_with(String::new);
+            buf.push_str(&text[copied..start]);
+            buf.push_str(REDACTED);
+            copied = start + at;
+        }
+        from = start + authority_len;
+    }
+    match out {
+        Some(mut buf) => {
+            buf.push_str(&text[copied..]);
+            std::borrow::Cow::Owned(buf)
+        }
+        None => std::borrow::Cow::Borrowed(text),
     }
 }
 
@@ -296,6 +332,36 @@ impl ServerCertVerifier for AnyServerCert {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials_and_nothing_else() {
+        assert_eq!(redact_urls("http://user:s3cret@engine:8000/v1"), "http://***@engine:8000/v1");
+        assert_eq!(redact_urls("https://tok@h"), "https://***@h");
+        assert_eq!(
+            redact_urls("cannot connect to http://a:b@x:1/metrics and https://c:d@y?k=1: refused"),
+            "cannot connect to http://***@x:1/metrics and https://***@y?k=1: refused"
+        );
+        // An @ in the path or query is not user information.
+        assert!(matches!(redact_urls("http://host/a@b?c=d@e"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(redact_urls("no url here"), "no url here");
+        assert_eq!(redact_urls("http://p:q@"), "http://***@");
+        // A password holding an @ is redacted whole.
+        assert_eq!(redact_urls("http://u:p@ss@h:1"), "http://***@h:1");
+    }
+
+    #[test]
+    fn chains_redact_the_urls_in_every_message() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("scrape of http://u:pw@a:1/metrics failed")]
+        struct Outer(#[source] std::io::Error);
+        let err = Outer(std::io::Error::other("refused by https://v:pw2@b"));
+        let text = chain(&err);
+        assert!(!text.contains("pw"), "{text}");
+        assert!(
+            text.contains("http://***@a:1/metrics") && text.contains("https://***@b"),
+            "{text}"
+        );
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer")]

@@ -20,6 +20,7 @@ use deepwatch_core::api::admin::{
 use deepwatch_core::api::bearer;
 use deepwatch_core::error::ErrorCode;
 use deepwatch_core::expo::Format;
+use deepwatch_core::http::redact_urls;
 use http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -142,18 +143,18 @@ async fn add_upstream(
     let p = pool(&shared, &name)?;
     let b: UpstreamRequest = parse(&body)?;
     match url::Url::parse(&b.url) {
-        Ok(u) if u.scheme() == "http" && u.host().is_some() => {}
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
         _ => {
             return Err(ApiError::bad_request(format!(
-                "url must be an http URL like http://10.0.0.5:8000, got {:?}",
-                b.url
+                "url must be an http(s) URL like http://10.0.0.5:8000, got {:?}",
+                redact_urls(&b.url)
             )))
         }
     }
     if !shared.pools.add_upstream(p, &b.url) {
         return Err(ApiError::conflict(
             "upstream_exists",
-            format!("{} is already in pool {name:?}", b.url),
+            format!("{} is already in pool {name:?}", redact_urls(&b.url)),
         ));
     }
     Ok((StatusCode::CREATED, Json(shared.pools.doc(p))).into_response())
@@ -169,7 +170,7 @@ async fn remove_upstream(
     if !shared.pools.remove_upstream(p, &b.url) {
         return Err(ApiError::not_found(
             "upstream_not_found",
-            format!("{} is not in pool {name:?}", b.url),
+            format!("{} is not in pool {name:?}", redact_urls(&b.url)),
         ));
     }
     Ok(Json(shared.pools.doc(p)))

@@ -24,12 +24,28 @@ use std::sync::Arc;
 /// One upstream server.
 #[derive(Debug)]
 pub struct Upstream {
-    /// Base URL without a trailing slash.
+    /// Base URL without a trailing slash, as configured (credentials included).
     pub url: String,
+    /// `url` as it may be shown: metric labels, events, logs, admin documents
+    /// (`deepwatch_core::http::redact_urls`).
+    pub shown: String,
     /// Where and how its connections go (address, TLS, `Host`).
     pub target: Arc<Target>,
     pub pool: String,
     pub health: Health,
+}
+
+impl Upstream {
+    fn new(url: &str, pool: &str, tls: &Arc<rustls::ClientConfig>, health: Health) -> Upstream {
+        let url = normalize_url(url);
+        Upstream {
+            target: Arc::new(Target::new(&url, pool, tls)),
+            shown: deepwatch_core::http::redact_urls(&url).into_owned(),
+            url,
+            pool: pool.to_string(),
+            health,
+        }
+    }
 }
 
 /// A pool of upstreams serving one model version.
@@ -134,12 +150,12 @@ impl Pools {
                     .upstreams
                     .iter()
                     .map(|u| {
-                        Arc::new(Upstream {
-                            url: normalize_url(u),
-                            target: Arc::new(Target::new(u, &c.name, &setup.tls)),
-                            pool: c.name.clone(),
-                            health: Health::new(c.health.clone(), now),
-                        })
+                        Arc::new(Upstream::new(
+                            u,
+                            &c.name,
+                            &setup.tls,
+                            Health::new(c.health.clone(), now),
+                        ))
                     })
                     .collect();
                 Arc::new(Pool {
@@ -168,10 +184,12 @@ impl Pools {
         };
         for pool in &p.pools {
             for u in pool.upstreams().iter() {
-                p.metrics.upstream_up.set(&UpstreamIds { pool: &pool.name, upstream: &u.url }, 1.0);
+                p.metrics
+                    .upstream_up
+                    .set(&UpstreamIds { pool: &pool.name, upstream: &u.shown }, 1.0);
                 p.metrics
                     .upstream_error_ratio
-                    .set(&UpstreamIds { pool: &pool.name, upstream: &u.url }, 0.0);
+                    .set(&UpstreamIds { pool: &pool.name, upstream: &u.shown }, 0.0);
             }
         }
         *p.active.lock() = p.active_pools();
@@ -377,18 +395,15 @@ impl Pools {
             return false;
         }
         let mut list = (**guard).clone();
-        list.push(Arc::new(Upstream {
-            target: Arc::new(Target::new(&url, &pool.name, &pool.tls)),
-            url: url.clone(),
-            pool: pool.name.clone(),
-            health: Health::new(pool.health_cfg.clone(), self.clock.now()),
-        }));
+        let health = Health::new(pool.health_cfg.clone(), self.clock.now());
+        let upstream = Arc::new(Upstream::new(&url, &pool.name, &pool.tls, health));
+        list.push(upstream.clone());
         *guard = Arc::new(list);
         drop(guard);
-        let ids = UpstreamIds { pool: &pool.name, upstream: &url };
+        let ids = UpstreamIds { pool: &pool.name, upstream: &upstream.shown };
         self.metrics.upstream_up.set(&ids, 1.0);
         self.metrics.upstream_error_ratio.set(&ids, 0.0);
-        self.events.record("upstream_added", &pool.name, url);
+        self.events.record("upstream_added", &pool.name, upstream.shown.clone());
         self.refresh();
         true
     }
@@ -396,16 +411,17 @@ impl Pools {
     pub fn remove_upstream(&self, pool: &Pool, url: &str) -> bool {
         let url = normalize_url(url);
         let mut guard = pool.upstreams.write();
-        if !guard.iter().any(|u| u.url == url) {
+        // By its URL, or by the redacted form the admin API shows.
+        let Some(gone) = guard.iter().find(|u| u.url == url || u.shown == url).cloned() else {
             return false;
-        }
-        let list: Vec<_> = guard.iter().filter(|u| u.url != url).cloned().collect();
+        };
+        let list: Vec<_> = guard.iter().filter(|u| !Arc::ptr_eq(u, &gone)).cloned().collect();
         *guard = Arc::new(list);
         drop(guard);
-        let ids = UpstreamIds { pool: &pool.name, upstream: &url };
+        let ids = UpstreamIds { pool: &pool.name, upstream: &gone.shown };
         self.metrics.upstream_up.remove(&ids);
         self.metrics.upstream_error_ratio.remove(&ids);
-        self.events.record("upstream_removed", &pool.name, url);
+        self.events.record("upstream_removed", &pool.name, gone.shown.clone());
         self.refresh();
         true
     }
@@ -414,14 +430,14 @@ impl Pools {
     pub fn on_change(&self, upstream: &Upstream, change: Option<Change>) {
         let Some(change) = change else { return };
         let up = matches!(change, Change::Returned);
-        let ids = UpstreamIds { pool: &upstream.pool, upstream: &upstream.url };
+        let ids = UpstreamIds { pool: &upstream.pool, upstream: &upstream.shown };
         self.metrics.upstream_up.set(&ids, if up { 1.0 } else { 0.0 });
         match change {
             Change::Ejected(by) => {
-                tracing::warn!(pool = %upstream.pool, upstream = %upstream.url, ?by, "upstream ejected")
+                tracing::warn!(pool = %upstream.pool, upstream = %upstream.shown, ?by, "upstream ejected")
             }
             Change::Returned => {
-                tracing::info!(pool = %upstream.pool, upstream = %upstream.url, "upstream back in rotation")
+                tracing::info!(pool = %upstream.pool, upstream = %upstream.shown, "upstream back in rotation")
             }
         }
         self.refresh();
@@ -447,7 +463,7 @@ impl Pools {
             upstreams: p
                 .upstreams()
                 .iter()
-                .map(|u| UpstreamDoc { url: u.url.clone(), health: u.health.status(now) })
+                .map(|u| UpstreamDoc { url: u.shown.clone(), health: u.health.status(now) })
                 .collect(),
         }
     }
@@ -458,7 +474,7 @@ impl Pools {
         for p in &self.pools {
             for u in p.upstreams().iter() {
                 self.metrics.upstream_error_ratio.set(
-                    &UpstreamIds { pool: &p.name, upstream: &u.url },
+                    &UpstreamIds { pool: &p.name, upstream: &u.shown },
                     u.health.error_ratio(now),
                 );
             }

@@ -1,11 +1,13 @@
 //! Applying a changed `[gateway]` section to a running gateway (SIGHUP in the CLI): pool
 //! weights and upstream lists, fault rules, prices and budgets change in place; what cannot
 //! change without a restart (listeners, keys, timeouts, the set of pools, scanner) is
-//! reported, not silently ignored. Each reload writes a `config_reload` event.
+//! reported, not silently ignored. Each reload writes a `config_reload` event, each refused one
+//! a `config_reload_failed` event.
 
 use crate::state::Shared;
 use deepwatch_core::config::gateway::GatewayConfig;
 use deepwatch_core::config::{Path, Problems};
+use deepwatch_core::http::redact_urls;
 use serde::Serialize;
 
 /// What a reload changed, and what it could not.
@@ -15,11 +17,19 @@ pub struct ReloadReport {
     pub needs_restart: Vec<String>,
 }
 
+/// A reload that could not happen (the file does not parse, or fails validation): a
+/// `config_reload_failed` event, so `deepwatch_deploy_events_total` counts it and the generated
+/// alert sees it, not only stderr. The running config stays as it was.
+pub fn refused(shared: &Shared, why: &str) {
+    shared.events.record("config_reload_failed", "all", redact_urls(why).into_owned());
+}
+
 /// Validates `new` and applies what can change at run time.
 pub fn apply(shared: &Shared, new: &GatewayConfig) -> Result<ReloadReport, Problems> {
     let mut problems = Problems::default();
     new.validate(&Path::root("gateway"), &mut problems);
     if !problems.is_empty() {
+        refused(shared, &problems.to_string());
         return Err(problems);
     }
     let mut report = ReloadReport::default();
@@ -43,12 +53,12 @@ pub fn apply(shared: &Shared, new: &GatewayConfig) -> Result<ReloadReport, Probl
             pool_cfg.upstreams.iter().map(|u| crate::pools::normalize_url(u)).collect();
         for u in &wanted {
             if shared.pools.add_upstream(pool, u) {
-                report.applied.push(format!("{} + {u}", pool.name));
+                report.applied.push(format!("{} + {}", pool.name, redact_urls(u)));
             }
         }
         for u in pool.upstreams().iter() {
             if !wanted.contains(&u.url) && shared.pools.remove_upstream(pool, &u.url) {
-                report.applied.push(format!("{} - {}", pool.name, u.url));
+                report.applied.push(format!("{} - {}", pool.name, u.shown));
             }
         }
     }

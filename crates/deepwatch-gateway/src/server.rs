@@ -156,6 +156,11 @@ impl Gateway {
         crate::reload::apply(&self.shared, cfg)
     }
 
+    /// Records a reload refused before it reached `reload` (the file did not parse).
+    pub fn reload_refused(&self, why: &str) {
+        crate::reload::refused(&self.shared, why)
+    }
+
     /// Stops accepting connections and background tasks; running requests finish.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);

@@ -167,7 +167,7 @@ impl Shared {
         };
         crate::util::seed(clock.unix_millis() as u64 ^ u64::from(std::process::id()));
         let shared = Shared {
-            labels: LabelBounds::new(tenants, &cfg.models, cfg.max_model_labels),
+            labels: LabelBounds::new(tenants, &cfg.models, cfg.max_model_labels, clock.now()),
             api_keys: cfg.api_keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             pin_keys: cfg.pin_keys.iter().cloned().collect(),
             rollouts: Rollouts::new(

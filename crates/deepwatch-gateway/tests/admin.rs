@@ -288,4 +288,13 @@ async fn a_reload_applies_weights_upstreams_and_faults_and_names_the_rest() {
     let err = gw.reload(&bad).unwrap_err().to_string();
     assert!(err.contains("gateway.pools[0].weight: must be between 0 and 100, got 150"), "{err}");
     assert_eq!(gw.shared().pools.get("blue").unwrap().weight(), 60);
+    // ... and is counted, not only logged: an event with the reason and a deploy-event count
+    // the generated GatewayConfigReloadFailed alert reads; so is a file that does not parse.
+    let (_, ev) = call(&gw, Method::GET, "/admin/events", None).await;
+    let last = ev["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["event"], "config_reload_failed");
+    assert!(last["detail"].as_str().unwrap().contains("weight"), "{last}");
+    gw.reload_refused("line 3: invalid type");
+    let failed = [("event", "config_reload_failed"), ("pool", "all")];
+    assert_eq!(sample(&metrics(&gw).await, "deepwatch_deploy_events_total", &failed), Some(2.0));
 }

@@ -18,4 +18,5 @@ mod proxy;
 mod rollout;
 mod scanner;
 mod sdk;
+mod secrets;
 mod upstream_tls;

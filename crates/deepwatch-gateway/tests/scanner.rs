@@ -132,3 +132,67 @@ async fn blocked_output_ends_the_stream_before_the_value_is_sent() {
     let m = metrics(&gw).await;
     assert_eq!(sum(&m, "deepwatch_requests_total", &[("outcome", "rejected")]), 1.0);
 }
+
+/// Four multi-megabyte digit-heavy prompts (every run of digits a candidate for the card, phone
+/// and ID detectors) on a single proxy worker: small requests sent meanwhile are answered while
+/// the large ones are still being scanned, because large prompts are scanned off the worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_prompts_are_scanned_off_the_proxy_worker() {
+    let up = Upstream::start(Knobs::default()).await;
+    let mut cfg = config(vec![pool("blue", &[up.url()])]);
+    cfg.workers = 1;
+    cfg.max_body_bytes = 16 * 1024 * 1024;
+    // Blocked prompts never reach the upstream (whose body limit is 2 MB); they are scanned all
+    // the same.
+    cfg.scanner.default = policy(ScanAction::Block, ScanAction::Count);
+    let gw = start(cfg).await;
+    let mut digits: String = (0..600_000u64).map(|i| format!("{:012} ", i * 7919)).collect();
+    digits.push_str("write to ops@example.com");
+    let big = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": digits}]});
+    let big = bytes::Bytes::from(serde_json::to_vec(&big).unwrap());
+    let started = tokio::time::Instant::now();
+    let large: Vec<_> = (0..4)
+        .map(|_| {
+            let (c, url, body) = (client(), chat_url(&gw), big.clone());
+            tokio::spawn(async move {
+                let resp = c
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = resp.status();
+                assert_eq!(status, 403, "{}", resp.text().await.unwrap());
+                resp.bytes().await.unwrap();
+                started.elapsed()
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let c = client();
+    let mut slowest_small = std::time::Duration::ZERO;
+    for _ in 0..10 {
+        let t = tokio::time::Instant::now();
+        let resp = c.post(chat_url(&gw)).json(&chat_body(false)).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+        slowest_small = slowest_small.max(t.elapsed());
+    }
+    let small_done = started.elapsed();
+    let mut first_large = std::time::Duration::MAX;
+    for l in large {
+        first_large = first_large.min(l.await.unwrap());
+    }
+    // The small requests do not queue behind the scans: all ten are through before the first
+    // large prompt is (its scan alone takes much longer than ten small round trips).
+    assert!(
+        small_done < first_large,
+        "small requests done at {small_done:?} (slowest {slowest_small:?}), first large at {first_large:?}"
+    );
+    let text = metrics(&gw).await;
+    assert!(
+        sum(&text, "deepwatch_sensitive_data_matches_total", &[("direction", "prompt")]) >= 4.0,
+        "{text}"
+    );
+}

@@ -144,7 +144,7 @@ fn health(ctx: &Ctx<'_>, alerts: &mut Vec<Alert>, tests: &mut Vec<TestCase>) {
     );
     a.summary =
         "Scrapes of engine {{ $labels.engine }} on {{ $labels.instance }} keep failing".into();
-    a.description = "For 5 minutes every window held failed engine scrapes (connect, timeout, status, too_large or parse): the engine's metrics are partial or stale, and so are its dashboards and alerts.".into();
+    a.description = "For 5 minutes every window held failed or truncated engine scrapes (connect, timeout, status, too_large, parse, or too_many_series: more samples than max_series): the engine's metrics are partial or stale, and so are its dashboards and alerts.".into();
     let err_labels = node_with(&[("engine", "vllm-0"), ("reason", "timeout")]);
     tests.push(case(
         ctx,

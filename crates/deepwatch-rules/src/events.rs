@@ -2,7 +2,7 @@
 //! over to a lower-priority pool, sensitive data seen in prompts or outputs, memory predicted
 //! to run out at the current leak rate, a pool whose outputs drift from its peer pool, upstream
 //! retries hiding a flaky pool, a rollout that stopped stepping, the analyzer refusing Alertmanager's webhook
-//! calls (self-healing stops), and an agent in remote_write push mode losing samples. Each with the promtool case that proves
+//! calls (self-healing stops), a gateway refusing a config reload, and an agent in remote_write push mode losing samples. Each with the promtool case that proves
 //! it fires, holds through a gap and recovers.
 
 use crate::condition::{case, Input, Scenario};
@@ -22,6 +22,7 @@ pub const RETRIES_HIGH: &str = "UpstreamRetriesHigh";
 pub const ROLLOUT_STALLED: &str = "RolloutStalled";
 pub const WEBHOOK_REFUSED: &str = "AnalyzerWebhookRefused";
 pub const REQUEST_LOG_LOSING: &str = "RequestLogLosingLines";
+pub const CONFIG_RELOAD_FAILED: &str = "GatewayConfigReloadFailed";
 
 /// A running rollout that logged no deploy event (step, promote, rollback) for this long is
 /// stuck: usually its canary gets too few requests to be judged.
@@ -320,6 +321,28 @@ fn items(ctx: &Ctx<'_>) -> Vec<Item> {
     out.push(Item {
         inputs: vec![(gateway::REQUEST_LOG_LINES.name.into(), log.clone(), counter())],
         fired: log,
+        alert: a,
+        on_lag: 0,
+        off_lag: lag,
+    });
+
+    let reload =
+        at(jobs::GATEWAY, "gw-1:9845", &[("pool", "all"), ("event", "config_reload_failed")]);
+    let mut a = alert(
+        CONFIG_RELOAD_FAILED,
+        format!(
+            "increase({}) > 0",
+            sel(&gateway::DEPLOY_EVENTS).eq("event", "config_reload_failed").range(&w)
+        ),
+        0,
+        ctx.scaled(900),
+        INCIDENTS,
+    );
+    a.summary = "Gateway {{ $labels.instance }} refused a config reload".into();
+    a.description = "A SIGHUP reload found a config file that does not parse or fails validation: the gateway keeps running on its previous config, so the change someone made (weights, upstreams, prices, budgets) is not in effect. The gateway's event log has the reasons.".into();
+    out.push(Item {
+        inputs: vec![(gateway::DEPLOY_EVENTS.name.into(), reload.clone(), counter())],
+        fired: reload,
         alert: a,
         on_lag: 0,
         off_lag: lag,

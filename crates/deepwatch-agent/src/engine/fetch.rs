@@ -50,15 +50,12 @@ pub async fn fetch(
     let exchange = async {
         let mut resp =
             client.get(url).header(reqwest::header::ACCEPT, ACCEPT).send().await.map_err(|e| {
-                ScrapeError::Connect { url: url.to_string(), message: root_cause(&e) }
+                ScrapeError::Connect { url: shown(url), message: shown(&root_cause(&e)) }
             })?;
         if !resp.status().is_success() {
-            return Err(ScrapeError::Status {
-                url: url.to_string(),
-                status: resp.status().as_u16(),
-            });
+            return Err(ScrapeError::Status { url: shown(url), status: resp.status().as_u16() });
         }
-        let too_large = || ScrapeError::TooLarge { url: url.to_string(), limit: max_body_bytes };
+        let too_large = || ScrapeError::TooLarge { url: shown(url), limit: max_body_bytes };
         if resp.content_length().is_some_and(|n| n > max_body_bytes) {
             return Err(too_large());
         }
@@ -68,23 +65,22 @@ pub async fn fetch(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| ScrapeError::Connect { url: url.to_string(), message: root_cause(&e) })?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| ScrapeError::Connect {
+            url: shown(url),
+            message: shown(&root_cause(&e)),
+        })? {
             if body.len() as u64 + chunk.len() as u64 > max_body_bytes {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
         let text =
-            String::from_utf8(body).map_err(|_| ScrapeError::Encoding { url: url.to_string() })?;
+            String::from_utf8(body).map_err(|_| ScrapeError::Encoding { url: shown(url) })?;
         Ok((text, content_type))
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(result) => result,
-        Err(_) => Err(ScrapeError::Timeout { url: url.to_string(), timeout_ms }),
+        Err(_) => Err(ScrapeError::Timeout { url: shown(url), timeout_ms }),
     }
 }
 
@@ -97,4 +93,9 @@ fn root_cause(e: &reqwest::Error) -> String {
         source = s.source();
     }
     last
+}
+
+/// `url` (or a message naming it) as errors may show it: without credentials.
+fn shown(url: &str) -> String {
+    deepwatch_core::http::redact_urls(url).into_owned()
 }

@@ -49,12 +49,14 @@ struct WatchState {
     last_progress_at: Option<Instant>,
     stalled: bool,
     aliases_logged: bool,
+    /// The last scrape held more samples than `max_series` (warned once per episode).
+    over_cap: bool,
     last_error: Option<String>,
 }
 
 impl EngineWatch {
     pub fn new(config: EngineConfig, errors: Arc<CounterVec>) -> Self {
-        for reason in ["connect", "timeout", "status", "too_large", "parse"] {
+        for reason in ["connect", "timeout", "status", "too_large", "parse", "too_many_series"] {
             errors.with(&[&config.name, reason]);
         }
         EngineWatch { config, errors, state: Mutex::new(WatchState::default()) }
@@ -81,7 +83,7 @@ impl EngineWatch {
         });
         let mut st = self.state.lock();
         st.last_error = line_errors;
-        let families = match parsed {
+        let mut families = match parsed {
             Ok(f) => f,
             Err(e) => {
                 self.errors.inc(&[&self.config.name, e.reason()]);
@@ -124,6 +126,19 @@ impl EngineWatch {
         st.stalled = stalled;
         st.up = true;
         st.kind = kind;
+        let dropped = cap_samples(&mut families, self.config.max_series);
+        if dropped > 0 {
+            self.errors.inc(&[&self.config.name, "too_many_series"]);
+            let message = format!(
+                "{dropped} samples over max_series = {} dropped from the raw re-export",
+                self.config.max_series
+            );
+            if !st.over_cap {
+                tracing::warn!(engine = %self.config.name, dropped, max_series = self.config.max_series, "engine exposes more series than max_series; the rest are dropped");
+            }
+            st.last_error = Some(message);
+        }
+        st.over_cap = dropped > 0;
         st.families = Arc::new(families);
         st.normalized = Arc::new(normalized);
         st.last_success = Some(now);
@@ -143,7 +158,7 @@ impl EngineWatch {
         }
         *first_error = Some(format!(
             "{}: {} lines skipped, first at {}",
-            self.config.url,
+            deepwatch_core::http::redact_urls(&self.config.url),
             errors.len(),
             errors[0]
         ));
@@ -155,7 +170,7 @@ impl EngineWatch {
         }
         if families.iter().all(|f| f.samples.is_empty()) {
             return Err(ScrapeError::Parse {
-                url: self.config.url.clone(),
+                url: deepwatch_core::http::redact_urls(&self.config.url).into_owned(),
                 first: errors[0].to_string(),
             });
         }
@@ -222,6 +237,24 @@ impl EngineWatch {
             emit_raw(sink, name, &families);
         }
     }
+}
+
+/// Keeps the first `max` samples of `families` (in payload order, whole families first) and
+/// returns how many were dropped.
+fn cap_samples(families: &mut Vec<Family>, max: usize) -> usize {
+    let total: usize = families.iter().map(|f| f.samples.len()).sum();
+    if total <= max {
+        return 0;
+    }
+    let mut left = max;
+    for f in families.iter_mut() {
+        let keep = f.samples.len().min(left);
+        f.samples.truncate(keep);
+        f.samples.shrink_to_fit();
+        left -= keep;
+    }
+    families.retain(|f| !f.samples.is_empty());
+    total - max
 }
 
 /// Re-exports scraped families under their own names, adding `deepwatch_engine`.

@@ -310,3 +310,38 @@ async fn nim_is_detected_by_its_unprefixed_vllm_names() {
     has(&t, &format!("deepwatch_engine_time_to_first_token_seconds_bucket{{{l},le=\"0.04\"}} 31"));
     has(&t, &format!("deepwatch_engine_inter_token_latency_seconds_count{{{l}}} 16261"));
 }
+
+#[tokio::test]
+async fn an_engine_with_a_label_explosion_is_cut_at_max_series_and_counted() {
+    // 100,000 per-request series beside the normal vLLM payload.
+    let mut body = VLLM.to_string();
+    body.push_str("# TYPE vllm:request_debug gauge\n");
+    for i in 0..100_000 {
+        body.push_str(&format!("vllm:request_debug{{request_id=\"r{i}\"}} 1\n"));
+    }
+    let mut cfg = engine("v", EngineKind::Auto);
+    cfg.max_series = 5_000;
+    let c = collector(&[cfg]);
+    let w = &c.watches()[0];
+    w.ingest(ok(&body), Instant::now());
+    let t = render(&c, Format::Text004);
+    let raw = t.lines().filter(|l| l.starts_with("vllm:")).count();
+    // Cut at max_series (`_created` samples are kept but never re-exported).
+    assert!((4_990..=5_000).contains(&raw), "raw re-export is cut at max_series: {raw}");
+    has(&t, "deepwatch_engine_scrape_errors_total{engine=\"v\",reason=\"too_many_series\"} 1");
+    has(&t, "deepwatch_engine_up{engine=\"v\",engine_kind=\"vllm\"} 1");
+    // The normalized values come from the whole payload.
+    assert!(
+        t.contains(&format!(
+            "deepwatch_engine_requests_running{{engine=\"v\",engine_kind=\"vllm\",model=\"{M}\"}}"
+        )),
+        "{t}"
+    );
+    assert!(w.last_error().unwrap().contains("max_series = 5000"));
+    // Under the cap again: nothing more is counted and nothing is cut.
+    w.ingest(ok(VLLM), Instant::now());
+    let t = render(&c, Format::Text004);
+    has(&t, "deepwatch_engine_scrape_errors_total{engine=\"v\",reason=\"too_many_series\"} 1");
+    assert_eq!(t.lines().filter(|l| l.starts_with("vllm:request_debug")).count(), 0);
+    assert!(w.last_error().is_none());
+}

@@ -53,13 +53,13 @@ pub fn start(
     match config.protocol {
         PushProtocol::Pushgateway => {
             let pusher = Pusher::new(config).map_err(|e| e.to_string())?;
-            tracing::info!(url = %pusher.url(), "push mode on (pushgateway)");
+            tracing::info!(url = %deepwatch_core::http::redact_urls(pusher.url()), "push mode on (pushgateway)");
             Ok(vec![pusher.spawn(collectors)])
         }
         PushProtocol::RemoteWrite => {
             let writer =
                 RemoteWriter::new(config, TokioClock::shared()).map_err(|e| e.to_string())?;
-            tracing::info!(url = %config.url, "push mode on (remote_write)");
+            tracing::info!(url = %deepwatch_core::http::redact_urls(&config.url), "push mode on (remote_write)");
             Ok(Arc::new(writer).spawn(collectors))
         }
     }
@@ -104,7 +104,7 @@ impl Pusher {
                 match self.push_once(&collectors).await {
                     Ok(()) if failing => {
                         failing = false;
-                        tracing::info!(url = %self.url(), "push recovered");
+                        tracing::info!(url = %deepwatch_core::http::redact_urls(self.url()), "push recovered");
                     }
                     Ok(()) => {}
                     Err(e) if !failing => {

@@ -13,6 +13,7 @@ use deepwatch_core::catalog::agent as cat;
 use deepwatch_core::clock::SharedClock;
 use deepwatch_core::config::agent::AgentPushConfig;
 use deepwatch_core::expo::{Format, MetricSink};
+use deepwatch_core::http::redact_urls;
 use deepwatch_core::metrics::{CounterVec, Encode, GaugeVec};
 use deepwatch_core::promtext::{self, Dialect};
 use deepwatch_core::remote_write::{self as rw, Label, Sample, TimeSeries, WriteRequest};
@@ -236,7 +237,10 @@ impl RemoteWriter {
             .body(body)
             .send()
             .await
-            .map_err(|e| SendError::Retry { url: self.url.clone(), message: e.to_string() })?;
+            .map_err(|e| SendError::Retry {
+                url: redact_urls(&self.url).into_owned(),
+                message: redact_urls(&e.to_string()).into_owned(),
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -245,9 +249,16 @@ impl RemoteWriter {
         let text = response.text().await.unwrap_or_default();
         let text: String = text.chars().take(512).collect();
         if code == 429 || status.is_server_error() {
-            Err(SendError::Retry { url: self.url.clone(), message: format!("HTTP {code}: {text}") })
+            Err(SendError::Retry {
+                url: redact_urls(&self.url).into_owned(),
+                message: format!("HTTP {code}: {text}"),
+            })
         } else {
-            Err(SendError::Rejected { url: self.url.clone(), status: code, body: text })
+            Err(SendError::Rejected {
+                url: redact_urls(&self.url).into_owned(),
+                status: code,
+                body: text,
+            })
         }
     }
 
@@ -283,7 +294,7 @@ impl RemoteWriter {
                 Ok(true) => {
                     if failing {
                         failing = false;
-                        tracing::info!(url = %self.url, buffered = self.buffered_samples(), "remote_write recovered");
+                        tracing::info!(url = %redact_urls(&self.url), buffered = self.buffered_samples(), "remote_write recovered");
                     }
                     backoff = MIN_BACKOFF;
                 }

@@ -8,6 +8,7 @@ use super::scaling::Sizing;
 use super::{Action, ActionContext, ActionError, Deps, Plan, PlanError};
 use deepwatch_core::api::admin::GatewayAdmin;
 use deepwatch_core::config::remediation::{ActionConfig, ActionKind, ScaleTarget};
+use deepwatch_core::http::redact_urls;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde_json::json;
@@ -75,7 +76,8 @@ impl GatewayPoolScale {
                 !pool
                     .upstreams
                     .iter()
-                    .any(|u| u.url.trim_end_matches('/') == s.trim_end_matches('/'))
+                    // The gateway shows URLs without their credentials.
+                    .any(|u| u.url.trim_end_matches('/') == redact_urls(s).trim_end_matches('/'))
             })
             .collect();
         if free.is_empty() {

@@ -99,26 +99,46 @@ pub struct Running {
     server: JoinHandle<std::io::Result<()>>,
 }
 
+/// How long a stopping daemon waits for its HTTP server, worker and loops before it abandons
+/// them: shutdown takes at most this (under 5 s, inside systemd's and Kubernetes' grace) whatever
+/// a Prometheus retry backoff or an action's timeout says. An alert whose handling is cut short
+/// stays unfinished in the journal and is replayed on the next start.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(4);
+
 impl Running {
-    /// Stops accepting requests, lets the worker finish (and drain the queue briefly), waits.
+    /// Stops accepting requests, lets the worker finish (and drain the queue briefly), waits at
+    /// most `SHUTDOWN_GRACE`.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.server.await;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let _ = join_by(self.server, deadline).await;
         for task in self.tasks {
-            let _ = task.await;
+            join_by(task, deadline).await;
         }
     }
 
     /// Waits until the server stops (on a `stopper()` signal or an I/O error), then for the
-    /// worker to finish.
+    /// worker to finish, at most `SHUTDOWN_GRACE` after the server stopped.
     pub async fn wait(self) -> std::io::Result<()> {
-        let result = match self.server.await {
+        let mut stop_rx = self.stop.subscribe();
+        let mut server = self.server;
+        // The server itself may wait for open connections: bound that by the grace too.
+        let result = tokio::select! {
+            r = &mut server => Some(r),
+            _ = stopped(&mut stop_rx) => None,
+        };
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        let result = match result {
+            Some(r) => r,
+            None => join_by(server, deadline).await.unwrap_or(Ok(Ok(()))),
+        };
+        let result = match result {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e)),
         };
         let _ = self.stop.send(true);
         for task in self.tasks {
-            let _ = task.await;
+            join_by(task, deadline).await;
         }
         result
     }
@@ -264,7 +284,7 @@ pub async fn start(
             .await
     });
     info!(%addr, state_dir = %r.state_dir, audit_log = %r.audit_log_path().display(),
-          prometheus = %config.analyzer.prometheus_url, %shard, "analyzer daemon listening");
+          prometheus = %deepwatch_core::http::redact_urls(&config.analyzer.prometheus_url), %shard, "analyzer daemon listening");
     Ok(Running { addr, stop, tasks, server })
 }
 
@@ -285,6 +305,22 @@ impl deepwatch_core::metrics::Encode for CounterPart {
     }
 }
 
+/// Awaits `task` until `deadline`, then aborts it; `None` when it had to be aborted.
+async fn join_by<T>(
+    task: JoinHandle<T>,
+    deadline: tokio::time::Instant,
+) -> Option<Result<T, tokio::task::JoinError>> {
+    let abort = task.abort_handle();
+    match tokio::time::timeout_at(deadline, task).await {
+        Ok(r) => Some(r),
+        Err(_) => {
+            abort.abort();
+            tracing::warn!("shutdown: a task did not stop within the grace period; abandoned");
+            None
+        }
+    }
+}
+
 /// Resolves once `stop` turns true (or its sender is gone), holding no borrow across awaits.
 pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
@@ -298,9 +334,13 @@ async fn analytics_loop(
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // The tick races the stop signal too: a Prometheus retry backoff never holds a shutdown.
         tokio::select! {
             _ = stopped(&mut stop) => return,
-            _ = ticker.tick() => analytics.tick().await,
+            _ = async {
+                ticker.tick().await;
+                analytics.tick().await
+            } => {}
         }
     }
 }
@@ -318,13 +358,14 @@ async fn capacity_loop(
     loop {
         tokio::select! {
             _ = stopped(&mut stop) => return,
-            _ = ticker.tick() => {
+            _ = async {
+                ticker.tick().await;
                 let input = PlanInput::from_config(&scaling, clock.unix_seconds());
                 match capacity::plan(&prom, &input).await {
                     Ok(plans) => gauge.update(&plans),
                     Err(e) => tracing::debug!(error = %e, "no capacity plan this round"),
                 }
-            }
+            } => {}
         }
     }
 }

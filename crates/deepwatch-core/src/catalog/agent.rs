@@ -310,7 +310,7 @@ pub const ENGINE_SCRAPE_ERRORS: MetricSpec = spec!(
     Counter,
     "",
     &["engine", "reason"],
-    "Failed engine scrapes by reason (connect, timeout, status, too_large, parse)."
+    "Failed engine scrapes by reason (connect, timeout, status, too_large, parse), and scrapes cut to max_series (too_many_series)."
 );
 pub const ENGINE_REQUESTS_RUNNING: MetricSpec = spec!("deepwatch_engine_requests_running", Gauge, "", ENG,
     "Requests the engine is currently running (vLLM num_requests_running, SGLang num_running_reqs, ...).");

@@ -156,7 +156,7 @@ pub const POOL_ACTIVE: MetricSpec = spec!(
 pub const FAILOVERS: MetricSpec = spec!("deepwatch_failovers_total", Counter, "", &["pool", "reason"],
     "Times traffic moved to pool because the pools ahead of it had no healthy upstream (or on command).");
 pub const DEPLOY_EVENTS: MetricSpec = spec!("deepwatch_deploy_events_total", Counter, "", &["pool", "event"],
-    "Deploy events (start, step, rollback, promote, config_reload): use changes() for Grafana annotations.");
+    "Deploy events (start, step, rollback, promote, config_reload, config_reload_failed, failover, ...): use changes() for Grafana annotations.");
 pub const DEPLOY_LAST_EVENT: MetricSpec = spec!(
     "deepwatch_deploy_last_event_timestamp_seconds",
     Gauge,

@@ -253,6 +253,9 @@ pub struct EngineConfig {
     pub stall_after: Duration,
     /// Re-export every scraped sample under its own name (with a `deepwatch_engine` label).
     pub raw: bool,
+    /// At most this many raw samples are kept and re-exported per scrape; the rest are dropped
+    /// and the scrape counted under `reason="too_many_series"` (normalized values are kept).
+    pub max_series: usize,
 }
 
 impl Default for EngineConfig {
@@ -267,6 +270,7 @@ impl Default for EngineConfig {
             max_body_bytes: 16 * 1024 * 1024,
             stall_after: Duration::from_secs(60),
             raw: true,
+            max_series: 20_000,
         }
     }
 }
@@ -423,6 +427,7 @@ impl AgentConfig {
             problems.positive_duration(&at.field("interval_ms"), e.interval, MAX_INTERVAL);
             problems.positive_duration(&at.field("timeout_ms"), e.timeout, MAX_TIMEOUT);
             problems.range(&at.field("max_body_bytes"), e.max_body_bytes, 1024, 1 << 30);
+            problems.range(&at.field("max_series"), e.max_series, 1, 10_000_000);
             problems.positive_duration(&at.field("stall_after_secs"), e.stall_after, MAX_WINDOW);
         }
     }
@@ -550,6 +555,7 @@ targets = []
 # max_body_bytes = 16777216
 # stall_after_secs = 60                 # running > 0 and no progress this long: stalled
 # raw = true
+# max_series = 20000                    # raw samples kept per scrape; more count as too_many_series
 
 # Log files tailed (rename and truncate rotation followed); lines counted by level and pattern.
 # [[agent.logs]]

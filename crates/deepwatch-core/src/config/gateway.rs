@@ -45,8 +45,9 @@ pub struct GatewayConfig {
     pub pin_keys: Vec<String>,
     /// Tenant label values; empty = every tenant named in `api_keys`. Others fold into `other`.
     pub tenants: Vec<String>,
-    /// Model names served; empty = any model (the first `max_model_labels` distinct names
-    /// label metrics, later ones fold into `other`). Non-empty: other models get 404.
+    /// Model names served; empty = any model (up to `max_model_labels` names the upstream
+    /// answered with a 2xx label metrics, others fold into `other`; a name unused for an hour
+    /// frees its slot). Non-empty: other models get 404.
     pub models: Vec<String>,
     pub max_model_labels: usize,
     /// Largest request body accepted (413 above).
@@ -647,7 +648,7 @@ require_api_key = false
 pin_keys = []
 # Tenant label values; empty = the tenants named in api_keys. Others fold into "other".
 tenants = []
-# Models served; empty = any (the first max_model_labels names label metrics, then "other").
+# Models served; empty = any (up to max_model_labels names the upstream served label metrics, then "other").
 # When set, other models are answered 404 model_not_found.
 models = []
 max_model_labels = 16

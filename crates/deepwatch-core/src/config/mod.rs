@@ -54,10 +54,10 @@ impl Config {
         spec
     }
 
-    /// Parses TOML text; syntax errors and unknown keys name their line and key.
+    /// Parses TOML text; syntax errors, wrongly typed values and unknown keys name their line
+    /// and key, every one of them (up to `MAX_PARSE_ERRORS`), not only the first.
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { origin: None, message: e.to_string() })
+        parse_all(text).map_err(|message| ConfigError::Parse { origin: None, message })
     }
 
     /// Reads, parses and validates a config file.
@@ -66,9 +66,9 @@ impl Config {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let config = parse_all(&text).map_err(|message| ConfigError::Parse {
             origin: Some(path.display().to_string()),
-            message: e.to_string(),
+            message,
         })?;
         config.validate()?;
         Ok(config)
@@ -88,6 +88,71 @@ impl Config {
         self.push.validate(&Path::root("push"), &mut problems);
         problems.into_result()
     }
+}
+
+/// Parse errors reported at most per file.
+pub const MAX_PARSE_ERRORS: usize = 20;
+/// A config line is quoted in an error up to this many characters.
+const QUOTED_LINE_CHARS: usize = 120;
+
+/// Deserializes `text`, collecting every error: serde stops at the first, so the line it names
+/// is blanked (line numbers stay) and the text parsed again, as long as what is left is still
+/// valid TOML and no table header had to go (its keys would land in the wrong table).
+fn parse_all(text: &str) -> Result<Config, String> {
+    let mut work = text.to_string();
+    let mut found: Vec<String> = Vec::new();
+    while found.len() < MAX_PARSE_ERRORS {
+        let err = match toml::from_str::<Config>(&work) {
+            Ok(config) if found.is_empty() => return Ok(config),
+            Ok(_) => break,
+            Err(e) => e,
+        };
+        found.push(describe(&work, &err));
+        let Some(span) = err.span() else { break };
+        let start = work[..span.start.min(work.len())].rfind('\n').map_or(0, |i| i + 1);
+        let end = work[span.end.min(work.len())..].find('\n').map_or(work.len(), |i| span.end + i);
+        let lines = &work[start..end];
+        if lines.lines().any(|l| l.trim_start().starts_with('[')) {
+            break;
+        }
+        let blanked: String = lines.chars().map(|c| if c == '\n' { c } else { ' ' }).collect();
+        work.replace_range(start..end, &blanked);
+        if work.parse::<toml::Table>().is_err() {
+            break;
+        }
+    }
+    if found.len() == MAX_PARSE_ERRORS {
+        found.push(format!("(stopped after {MAX_PARSE_ERRORS} errors)"));
+    }
+    Err(found.join("\n"))
+}
+
+/// `line L, column C (key `section.key`): message`, quoting the line shortened.
+fn describe(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim_end();
+    let Some(span) = err.span() else { return message.to_string() };
+    let at = span.start.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_no = text[..at].matches('\n').count() + 1;
+    let column = text[line_start..at].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let key = line.split_once('=').map(|(k, _)| k.trim()).filter(|k| !k.is_empty());
+    let key = match (table, key) {
+        (Some(t), Some(k)) => format!(" (key `{t}.{k}`)"),
+        (None, Some(k)) => format!(" (key `{k}`)"),
+        _ => String::new(),
+    };
+    let mut quoted: String = line.trim().chars().take(QUOTED_LINE_CHARS).collect();
+    if line.trim().chars().count() > QUOTED_LINE_CHARS {
+        quoted.push('…');
+    }
+    format!("line {line_no}, column {column}{key}: {message}\n    | {quoted}")
 }
 
 /// The full commented default configuration, section by section.
@@ -319,6 +384,30 @@ mod tests {
         assert!(err.contains("listen_adress"), "{err}");
         let err = Config::from_toml_str("[nosuchsection]\n").unwrap_err().to_string();
         assert!(err.contains("nosuchsection"), "{err}");
+    }
+
+    #[test]
+    fn every_type_error_is_reported_with_its_line_and_key_and_long_lines_are_cut() {
+        let long = "x".repeat(10_000);
+        let text = format!(
+            "[gateway]\nlisten = 5\nworkers = \"two\"\n\n[agent]\nlisten = [\"{long}\"]\nlisten_adress = 1\n"
+        );
+        let err = Config::from_toml_str(&text).unwrap_err().to_string();
+        for needle in [
+            "line 2, column 10 (key `gateway.listen`)",
+            "line 3, column 11 (key `gateway.workers`)",
+            "line 6, column 10 (key `agent.listen`)",
+            "line 7, column 1 (key `agent.listen_adress`)",
+            "listen_adress",
+        ] {
+            assert!(err.contains(needle), "{needle:?} missing in:\n{err}");
+        }
+        assert!(err.len() < 2_000, "the 10k-character line is echoed: {} bytes", err.len());
+        // A syntax error stops there: the rest cannot be read reliably.
+        let err = Config::from_toml_str("[agent]\nlisten = \"a\nx = 1\n").unwrap_err().to_string();
+        assert!(err.starts_with("line 2"), "{err}");
+        // A good file still parses, with the blanking loop never run.
+        assert!(Config::from_toml_str("[agent]\nlisten = \"127.0.0.1:1\"\n").is_ok());
     }
 
     #[test]

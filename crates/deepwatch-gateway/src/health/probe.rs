@@ -91,7 +91,7 @@ impl Prober {
         let pass = tokio::time::timeout(deadline, self.generate(&pool, &u, deadline))
             .await
             .unwrap_or_else(|_| {
-                tracing::warn!(upstream = %u.url, deadline_ms = deadline.as_millis() as u64, "generation probe: no token within the deadline");
+                tracing::warn!(upstream = %u.shown, deadline_ms = deadline.as_millis() as u64, "generation probe: no token within the deadline");
                 false
             });
         u.health.generation_running.store(false, Ordering::Relaxed);
@@ -124,7 +124,7 @@ impl Prober {
         match resp {
             Some((status, _)) if (200..300).contains(&status) => true,
             Some((status, text)) => {
-                tracing::warn!(upstream = %u.url, status, body = %text.chars().take(200).collect::<String>(), "generation probe failed");
+                tracing::warn!(upstream = %u.shown, status, body = %text.chars().take(200).collect::<String>(), "generation probe failed");
                 false
             }
             None => false,

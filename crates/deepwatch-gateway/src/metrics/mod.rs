@@ -12,7 +12,10 @@ use deepwatch_core::metrics::{Counter, Histogram, Registry};
 use labels::*;
 use parking_lot::RwLock;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// How a request ended, the `outcome` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -306,15 +309,24 @@ impl deepwatch_core::metrics::Encode for Encoded {
     }
 }
 
-/// Bounds label values: configured allow-lists, or the first N names seen, then `other`.
+/// Bounds label values: configured allow-lists, or up to N model names the upstream served, then
+/// `other`. A model name takes one of the N slots only when a request for it succeeded (a 2xx
+/// from the upstream), so junk names that the upstream rejects cannot take them, and a slot
+/// unused by any successful request for `MODEL_SLOT_EXPIRY` goes to the next model that needs it.
 pub struct LabelBounds {
     tenants: HashSet<String>,
     models: HashSet<String>,
     /// Models must be listed (unknown ones are rejected) when the list is non-empty.
     pub models_listed: bool,
     max_dynamic_models: usize,
-    dynamic_models: RwLock<HashSet<String>>,
+    /// Model name -> when a request for it last succeeded, in ms since `origin`.
+    dynamic_models: RwLock<HashMap<String, AtomicU64>>,
+    origin: Instant,
 }
+
+/// How long a model's label slot stays without a successful request before another model may
+/// take it.
+pub const MODEL_SLOT_EXPIRY: Duration = Duration::from_secs(3600);
 
 /// Label value of anything outside the allow-lists.
 pub const OTHER: &str = "other";
@@ -322,13 +334,19 @@ pub const OTHER: &str = "other";
 pub const ANONYMOUS: &str = "anonymous";
 
 impl LabelBounds {
-    pub fn new(tenants: HashSet<String>, models: &[String], max_dynamic_models: usize) -> Self {
+    pub fn new(
+        tenants: HashSet<String>,
+        models: &[String],
+        max_dynamic_models: usize,
+        origin: Instant,
+    ) -> Self {
         LabelBounds {
             tenants,
             models: models.iter().cloned().collect(),
             models_listed: !models.is_empty(),
             max_dynamic_models,
-            dynamic_models: RwLock::new(HashSet::new()),
+            dynamic_models: RwLock::new(HashMap::new()),
+            origin,
         }
     }
 
@@ -336,19 +354,49 @@ impl LabelBounds {
         !self.models_listed || self.models.contains(model)
     }
 
+    /// The label of a request for `model` before it is answered: the name when it is listed or
+    /// holds a slot, otherwise `other`.
     pub fn model(&self, model: &str) -> String {
-        if self.models_listed {
-            return if self.models.contains(model) { model.to_string() } else { OTHER.into() };
+        let known = if self.models_listed {
+            self.models.contains(model)
+        } else {
+            self.dynamic_models.read().contains_key(model)
+        };
+        if known {
+            model.to_string()
+        } else {
+            OTHER.into()
         }
-        if self.dynamic_models.read().contains(model) {
-            return model.to_string();
+    }
+
+    /// A request for `model` succeeded at `now`: keeps its slot fresh, or gives it a free or
+    /// expired one. Returns the label the request gets (`None`: it stays as it was).
+    pub fn served(&self, model: &str, now: Instant) -> Option<String> {
+        if self.models_listed || !valid_label_value(model) {
+            return None;
         }
-        let mut seen = self.dynamic_models.write();
-        if seen.len() < self.max_dynamic_models && valid_label_value(model) {
-            seen.insert(model.to_string());
-            return model.to_string();
+        let stamp = now.saturating_duration_since(self.origin).as_millis() as u64;
+        if let Some(last) = self.dynamic_models.read().get(model) {
+            last.store(stamp, Ordering::Relaxed);
+            return Some(model.to_string());
         }
-        OTHER.into()
+        let mut slots = self.dynamic_models.write();
+        if slots.len() >= self.max_dynamic_models {
+            let expiry = MODEL_SLOT_EXPIRY.as_millis() as u64;
+            let stale = slots
+                .iter()
+                .filter(|(_, last)| stamp.saturating_sub(last.load(Ordering::Relaxed)) >= expiry)
+                .min_by_key(|(_, last)| last.load(Ordering::Relaxed))
+                .map(|(name, _)| name.clone());
+            match stale {
+                Some(name) => {
+                    slots.remove(&name);
+                }
+                None => return None,
+            }
+        }
+        slots.entry(model.to_string()).or_insert_with(|| AtomicU64::new(stamp));
+        Some(model.to_string())
     }
 
     pub fn tenant(&self, tenant: &str) -> String {
@@ -370,13 +418,33 @@ mod tests {
 
     #[test]
     fn dynamic_models_are_bounded_and_listed_models_are_exact() {
-        let b = LabelBounds::new(HashSet::new(), &[], 2);
-        assert_eq!(b.model("a"), "a");
-        assert_eq!(b.model("b"), "b");
-        assert_eq!(b.model("c"), OTHER);
-        assert_eq!(b.model("a"), "a");
+        let t0 = Instant::now();
+        let b = LabelBounds::new(HashSet::new(), &[], 2, t0);
+        // Asking is not taking: only served models get a slot.
+        for junk in ["x1", "x2", "x3"] {
+            assert_eq!(b.model(junk), OTHER);
+        }
+        assert_eq!(b.served("a", t0).as_deref(), Some("a"));
+        assert_eq!(b.served("b", t0).as_deref(), Some("b"));
+        assert_eq!(b.served("c", t0), None);
+        assert_eq!(
+            (b.model("a"), b.model("b"), b.model("c")),
+            ("a".into(), "b".into(), OTHER.into())
+        );
+        // "a" keeps being served; "b" goes quiet and its slot expires to "c".
+        let later = t0 + MODEL_SLOT_EXPIRY;
+        assert_eq!(b.served("a", later - Duration::from_secs(1)).as_deref(), Some("a"));
+        assert_eq!(b.served("c", later - Duration::from_secs(1)), None);
+        assert_eq!(b.served("c", later).as_deref(), Some("c"));
+        assert_eq!(
+            (b.model("a"), b.model("b"), b.model("c")),
+            ("a".into(), OTHER.into(), "c".into())
+        );
+        assert_eq!(b.served("bad\nname", later), None);
         assert!(b.model_allowed("zzz"));
-        let listed = LabelBounds::new(["t".to_string()].into(), &["m".to_string()], 2);
+        let listed = LabelBounds::new(["t".to_string()].into(), &["m".to_string()], 2, t0);
+        assert_eq!(listed.served("x", t0), None);
+        assert_eq!((listed.model("m"), listed.model("x")), ("m".into(), OTHER.into()));
         assert!(!listed.model_allowed("x"));
         assert_eq!(listed.model("x"), OTHER);
         assert_eq!(listed.tenant("t"), "t");

@@ -51,7 +51,7 @@ pub async fn admit(
     rate_limit(shared, &record.tenant, record.received)?;
 
     let policy = shared.scanner.policy(&record.tenant).clone();
-    let mut body = scan_prompt(shared, record, &policy, body)?;
+    let mut body = scan_prompt(shared, record, &policy, body).await?;
     if shared.cfg.request_log.include_text && record.endpoint.has_body() {
         record.prompt_text = prompt_text(&body);
     }
@@ -170,7 +170,12 @@ fn rate_limit(shared: &Shared, tenant: &str, now: Instant) -> Result<(), Rejecti
 
 /// Prompt scanning under the tenant's policy: counts matches, redacts (a new body) or
 /// refuses (403).
-fn scan_prompt(
+/// Prompts up to this size are scanned on the proxy worker (a 2 KB chat body takes about
+/// 1.5 µs); larger ones on tokio's blocking pool, so a multi-megabyte prompt never holds up the
+/// other requests of its worker.
+pub const SCAN_INLINE_BYTES: usize = 64 * 1024;
+
+async fn scan_prompt(
     shared: &Shared,
     record: &mut Record,
     policy: &Policy,
@@ -179,7 +184,20 @@ fn scan_prompt(
     if !record.endpoint.has_body() || policy.prompt == ScanAction::Off {
         return Ok(body);
     }
-    let scan = shared.scanner.scan_prompt(policy, &body);
+    let scan = if body.len() <= SCAN_INLINE_BYTES {
+        shared.scanner.scan_prompt(policy, &body)
+    } else {
+        let (owner, policy, large) = (record.shared.clone(), policy.clone(), body.clone());
+        tokio::task::spawn_blocking(move || owner.scanner.scan_prompt(&policy, &large))
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::Internal,
+                    "scan_failed",
+                    format!("prompt scan failed: {e}"),
+                )
+            })?
+    };
     for kind in &scan.kinds {
         shared.metrics.sensitive.inc(&SensitiveIds {
             tenant: &record.tenant_label,

@@ -141,9 +141,19 @@ impl Record {
         if let Some(s) = &self.series {
             return s.clone();
         }
+        self.claim_model_label();
         let s = self.shared.metrics.series(&self.labels());
         self.series = Some(s.clone());
         s
+    }
+
+    /// The upstream served the request (2xx): its model keeps or takes a label slot.
+    fn claim_model_label(&mut self) {
+        if (200..300).contains(&self.status) && !self.model.is_empty() {
+            if let Some(label) = self.shared.labels.served(&self.model, self.shared.clock.now()) {
+                self.model_label = label;
+            }
+        }
     }
 
     /// A content chunk arrived at `t`: TTFT on the first, inter-token gap after.
@@ -218,6 +228,7 @@ impl Record {
         self.finished = true;
         let shared = self.shared.clone();
         let now = shared.clock.now();
+        self.claim_model_label();
         let summary = self.summary(now);
         report::metrics(&shared.metrics, &self.series(), &summary);
         if !self.attempt_recorded {

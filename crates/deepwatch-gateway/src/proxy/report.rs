@@ -139,7 +139,7 @@ pub fn request_log(log: &RequestLog, s: &Summary, wall: SystemTime) {
         model: &s.model,
         model_version: &s.labels.model_version,
         pool: &s.labels.pool,
-        upstream: s.route.as_ref().map(|r| r.upstream.url.as_str()).unwrap_or_default(),
+        upstream: s.route.as_ref().map(|r| r.upstream.shown.as_str()).unwrap_or_default(),
         pin: s.pin.as_deref(),
         stream: s.stream,
         status: s.status,

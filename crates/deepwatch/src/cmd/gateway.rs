@@ -139,7 +139,11 @@ fn reload(gateway: &Gateway, args: &Args) {
         return;
     }
     match args.clone().into_config() {
-        Err(e) => tracing::error!(error = %format!("{e:#}"), "config reload refused"),
+        Err(e) => {
+            let why = format!("{e:#}");
+            tracing::error!(error = %why, "config reload refused");
+            gateway.reload_refused(&why);
+        }
         Ok(cfg) => match gateway.reload(&cfg) {
             Ok(report) => {
                 tracing::info!(applied = ?report.applied, needs_restart = ?report.needs_restart, "config reloaded")
