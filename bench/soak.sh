@@ -64,6 +64,12 @@ tail -n 3 "$work/load.log" | sed 's/^/load: /'
 awk 'NR == 2 {first = $2} $1 != "end" && $1 > 0 {n++; if ($2 > max) max = $2; if (min == "" || $2 < min) min = $2; fmax = ($3 > fmax ? $3 : fmax)}
      {last = $2; lastfd = $3}
      END {printf "gateway RSS KiB: after 5 s %d, min %d, max %d, end %d (%d samples); fds max %d, end %d\n", first, min, max, last, n, fmax, lastfd}' "$work/samples"
+# The trajectory: RSS each minute, and its slope over the second half (a leak keeps growing;
+# allocator warm-up levels off).
+awk '$1 != "end" && $1 > 0 && $1 % 60 == 0 {printf "%s%ds %d", sep, $1, $2; sep = ", "} END {print ""}' "$work/samples" |
+    sed 's/^/gateway RSS KiB by minute: /'
+awk -v half=$((SECS / 2)) '$1 != "end" && $1 >= half {n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2}
+     END {if (n > 2) printf "gateway RSS slope over the second half: %.1f KiB/min\n", 60 * (n * sxy - sx * sy) / (n * sxx - sx * sx)}' "$work/samples"
 echo "requests counted by the gateway: $requests; request-log lines: $lines; written counter: $written; dropped+failed: $lost"
 if [ "$lines" -ne "$requests" ] || [ "$lost" -ne 0 ]; then
     echo "FAIL: request log and request counter disagree" >&2

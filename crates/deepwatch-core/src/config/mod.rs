@@ -121,7 +121,15 @@ fn parse_all(text: &str) -> Result<Config, String> {
             break;
         }
     }
-    if found.len() == MAX_PARSE_ERRORS {
+    let stopped = found.len() == MAX_PARSE_ERRORS;
+    // In file order (serde reads the sections in the struct's order).
+    found.sort_by_key(|e| {
+        e.strip_prefix("line ")
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0)
+    });
+    if stopped {
         found.push(format!("(stopped after {MAX_PARSE_ERRORS} errors)"));
     }
     Err(found.join("\n"))
@@ -403,6 +411,8 @@ mod tests {
             assert!(err.contains(needle), "{needle:?} missing in:\n{err}");
         }
         assert!(err.len() < 2_000, "the 10k-character line is echoed: {} bytes", err.len());
+        let gateway_at = err.find("line 2,").unwrap();
+        assert!(gateway_at < err.find("line 6,").unwrap(), "not in file order:\n{err}");
         // A syntax error stops there: the rest cannot be read reliably.
         let err = Config::from_toml_str("[agent]\nlisten = \"a\nx = 1\n").unwrap_err().to_string();
         assert!(err.starts_with("line 2"), "{err}");
