@@ -15,9 +15,10 @@
 //! views above cannot, a day whose shape is wrong while every value stays in the usual range
 //! (a missing peak, a flat afternoon). That z-score has its own memory of extremes, as
 //! calendar surprises and sudden ones differ in size, and it takes part only while the series
-//! is periodic and once a period of it has been remembered. It is off unless `season_secs` is
-//! set (its cost is in docs/benchmarks.md).
+//! is periodic and once a period of it has been remembered. It is on by default (a day);
+//! `season_secs = 0` turns it off.
 
+use super::extremes::{Extremes, SlidingMax};
 use super::{Detector, PointContext, Verdict};
 use crate::baseline::{Band, OrderedWindow, MAD_TO_SIGMA};
 use std::collections::VecDeque;
@@ -34,7 +35,7 @@ pub struct SurpriseParams {
     pub min_window: usize,
     /// Trailing window of z-scores a point is compared with.
     pub memory: usize,
-    /// A point is judged against the `rank`-th largest z-score of the memory.
+    /// A point is judged against the `rank`-th largest z-score of the memory (1 to 16).
     pub rank: usize,
     /// Z-scores needed in the memory before anything is judged (the warm-up).
     pub min_memory: usize,
@@ -52,9 +53,8 @@ pub struct SurpriseParams {
     /// robust sigma is at least `min_change / (edge * min_z)` (an error ratio flat at 0 that
     /// sees one error is not an incident). 0 for none.
     pub min_change: f64,
-    /// Period of the seasonal view in seconds (86,400: a day); 0, the default, turns it off:
-    /// it raises NAB standard on nab-dev from 65.0 to 69.0 but doubles the scoring cost
-    /// (docs/benchmarks.md), over the 60 s budget for 10,000 series x a week.
+    /// Period of the seasonal view in seconds (86,400, the default: a day); 0 turns it off.
+    /// It raises NAB standard on nab-dev from 65.0 to 69.0 (docs/benchmarks.md).
     pub season_secs: f64,
     /// The seasonal view compares a value with the median of this many past periods (1-7).
     pub season_cycles: usize,
@@ -78,7 +78,7 @@ impl Default for SurpriseParams {
             edge: 1.15,
             slope: 4.0,
             min_change: 0.0,
-            season_secs: 0.0,
+            season_secs: 86_400.0,
             season_cycles: 3,
             season_correlation: 0.7,
         }
@@ -144,37 +144,6 @@ impl RobustStream {
             }
             if let Some(old) = self.deviations.pop_front() {
                 self.sorted_deviations.remove(old);
-            }
-        }
-    }
-}
-
-/// The z-scores of a long trailing window, ranked: what a series' own extremes look like.
-#[derive(Debug, Default)]
-struct Extremes {
-    len: usize,
-    rank: usize,
-    values: VecDeque<f64>,
-    ranked: OrderedWindow,
-}
-
-impl Extremes {
-    fn new(len: usize, rank: usize) -> Extremes {
-        Extremes { len, rank, ..Extremes::default() }
-    }
-
-    /// The `rank`-th largest remembered z-score (the smallest one while fewer are known).
-    fn reference(&self) -> f64 {
-        let n = self.ranked.len();
-        self.ranked.nth_largest(self.rank.min(n).saturating_sub(1)).unwrap_or(0.0)
-    }
-
-    fn remember(&mut self, z: f64) {
-        self.values.push_back(z);
-        self.ranked.insert(z);
-        if self.values.len() > self.len {
-            if let Some(old) = self.values.pop_front() {
-                self.ranked.remove(old);
             }
         }
     }
@@ -327,36 +296,6 @@ impl Season {
     }
 }
 
-/// Maximum over a sliding window of the last `len` pushed values (monotonic deque).
-#[derive(Debug, Default)]
-struct SlidingMax {
-    len: usize,
-    pushed: usize,
-    /// (position, value), values decreasing.
-    queue: VecDeque<(usize, f64)>,
-}
-
-impl SlidingMax {
-    fn new(len: usize) -> SlidingMax {
-        SlidingMax { len, ..SlidingMax::default() }
-    }
-
-    fn max(&self) -> Option<f64> {
-        self.queue.front().map(|e| e.1)
-    }
-
-    fn push(&mut self, value: f64) {
-        while self.queue.back().is_some_and(|e| e.1 <= value) {
-            self.queue.pop_back();
-        }
-        self.queue.push_back((self.pushed, value));
-        self.pushed += 1;
-        while self.queue.front().is_some_and(|e| e.0 + self.len < self.pushed) {
-            self.queue.pop_front();
-        }
-    }
-}
-
 /// Most points per period the seasonal view keeps (a week of minutes); shorter steps skip it.
 const MAX_PERIOD_POINTS: usize = 10_080;
 /// Most past periods the seasonal view takes the median of.
@@ -440,13 +379,13 @@ impl SurpriseDetector {
             (None, None) => return None,
         };
         let p = &self.params;
-        let warmed = self.extremes.values.len() >= p.min_memory;
+        let warmed = self.extremes.len() >= p.min_memory;
         let reference = self.extremes.reference().max(p.min_z);
         self.extremes.remember(z);
         let (mut z_used, mut reference_used, mut seasonal) = (z, reference, false);
         if let (Some(zs), Some(season)) = (z_season, self.season.as_mut()) {
             // Judged only once a whole period of seasonal z-scores is remembered.
-            let known = season.extremes.values.len() >= season.period;
+            let known = season.extremes.len() >= season.period;
             let season_reference = season.extremes.reference().max(p.min_z);
             season.extremes.remember(zs);
             if known && zs / season_reference > z_used / reference_used {
@@ -469,7 +408,7 @@ impl SurpriseDetector {
     /// Points still needed before the first score.
     fn needed(&self) -> usize {
         let p = &self.params;
-        let have = self.extremes.values.len() + self.values.values.len().min(p.min_window);
+        let have = self.extremes.len() + self.values.values.len().min(p.min_window);
         (p.min_window + p.min_memory).saturating_sub(have).max(1)
     }
 }
@@ -605,10 +544,6 @@ mod tests {
             .collect()
     }
 
-    fn daily() -> SurpriseParams {
-        SurpriseParams { season_secs: 86_400.0, ..SurpriseParams::default() }
-    }
-
     fn flagged_with_step(values: &[f64], params: SurpriseParams) -> Vec<usize> {
         let mut d = SurpriseDetector::new(params);
         d.set_step(300.0);
@@ -619,10 +554,13 @@ mod tests {
     fn a_day_of_the_wrong_shape_is_found_against_the_previous_days() {
         let values = flat_day();
         let day6 = 6 * 288..7 * 288;
-        let seasonal = flagged_with_step(&values, daily());
+        let seasonal = flagged_with_step(&values, SurpriseParams::default());
         assert!(seasonal.iter().any(|i| day6.contains(i)), "{seasonal:?}");
         assert!(seasonal.iter().all(|&i| i < 3 * 288 || day6.contains(&i)), "{seasonal:?}");
-        let plain = flagged_with_step(&values, SurpriseParams::default());
+        let plain = flagged_with_step(
+            &values,
+            SurpriseParams { season_secs: 0.0, ..SurpriseParams::default() },
+        );
         assert!(!plain.iter().any(|i| day6.contains(i)), "{plain:?}");
     }
 
@@ -630,19 +568,19 @@ mod tests {
     fn a_series_that_does_not_repeat_gets_no_seasonal_view() {
         // The same noise without the wave: the lag-one-day correlation is near 0.
         let values: Vec<f64> = (0..6 * 288).map(|i| 10.0 + noise(i)).collect();
-        let mut d = SurpriseDetector::new(daily());
+        let mut d = SurpriseDetector::new(SurpriseParams::default());
         d.set_step(300.0);
         for v in &values {
             d.observe(*v);
         }
         let season = d.season.as_ref().expect("a day is 288 points");
         assert!(season.correlation().abs() < 0.3, "{}", season.correlation());
-        assert!(season.extremes.values.is_empty());
+        assert_eq!(season.extremes.len(), 0);
     }
 
     #[test]
     fn the_running_correlation_equals_the_exact_one() {
-        let mut d = SurpriseDetector::new(daily());
+        let mut d = SurpriseDetector::new(SurpriseParams::default());
         d.set_step(300.0);
         for (i, v) in flat_day().iter().enumerate() {
             d.observe(*v);
@@ -653,14 +591,5 @@ mod tests {
                 assert!((running - season.correlation()).abs() < 1e-9, "at {i}");
             }
         }
-    }
-
-    #[test]
-    fn sliding_max_forgets_old_values() {
-        let mut m = SlidingMax::new(3);
-        for v in [5.0, 1.0, 2.0, 1.0] {
-            m.push(v);
-        }
-        assert_eq!(m.max(), Some(2.0));
     }
 }
