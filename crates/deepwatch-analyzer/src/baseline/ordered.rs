@@ -10,6 +10,9 @@ const BLOCK: usize = 64;
 #[derive(Debug, Default, Clone)]
 pub struct OrderedWindow {
     blocks: Vec<Vec<f64>>,
+    /// The last (largest) value of each block, side by side: finding a block reads one short
+    /// array instead of following a pointer per step.
+    lasts: Vec<f64>,
     len: usize,
 }
 
@@ -24,7 +27,7 @@ impl OrderedWindow {
 
     /// Block that holds (or would hold) `v`: the first whose last value is not below it.
     fn block_for(&self, v: f64) -> usize {
-        let i = self.blocks.partition_point(|b| b.last().is_some_and(|last| *last < v));
+        let i = self.lasts.partition_point(|last| *last < v);
         i.min(self.blocks.len().saturating_sub(1))
     }
 
@@ -34,14 +37,20 @@ impl OrderedWindow {
         }
         if self.blocks.is_empty() {
             self.blocks.push(Vec::with_capacity(2 * BLOCK + 1));
+            self.lasts.push(v);
         }
         let b = self.block_for(v);
         let block = &mut self.blocks[b];
         let at = block.partition_point(|x| *x < v);
         block.insert(at, v);
         self.len += 1;
+        if at + 1 == block.len() {
+            self.lasts[b] = v;
+        }
         if block.len() > 2 * BLOCK {
             let tail = block.split_off(BLOCK);
+            self.lasts[b] = block[BLOCK - 1];
+            self.lasts.insert(b + 1, tail[tail.len() - 1]);
             self.blocks.insert(b + 1, tail);
         }
     }
@@ -59,8 +68,11 @@ impl OrderedWindow {
             if at < block.len() && block[at] == v {
                 block.remove(at);
                 self.len -= 1;
-                if block.is_empty() && self.blocks.len() > 1 {
+                if let Some(last) = block.last() {
+                    self.lasts[b] = *last;
+                } else if self.blocks.len() > 1 {
                     self.blocks.remove(b);
+                    self.lasts.remove(b);
                 }
                 return true;
             }

@@ -9,6 +9,7 @@
 pub mod accuracy;
 pub mod band;
 pub mod drift;
+mod extremes;
 pub mod leak;
 pub mod online;
 pub mod scorer;
