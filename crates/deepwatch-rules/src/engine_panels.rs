@@ -5,13 +5,23 @@
 //! `deepwatch_engine_*` metrics so the same panels serve vLLM, NIM, SGLang and TGI.
 
 use crate::panel::{panel, topk, PanelSpec, WINDOW};
-use crate::promql::{mean, quantile, sel, sum_by, Sel};
+use crate::promql::{mean, sel, series, sum_by, Sel};
+use crate::recording::Names;
 use deepwatch_core::catalog::{agent, MetricSpec};
 
 /// A normalized engine metric filtered by the dashboard's `$model` variable (engines carry no
 /// `model_version`).
 fn eng(spec: &MetricSpec) -> Sel {
     sel(spec).re("model", "$model")
+}
+
+/// The p95 per model of an engine latency histogram, the top series, from the per-model bucket
+/// rates the recording rules keep (`recording::ENGINE_LATENCY`): computed from every engine's
+/// raw buckets it took 25-32 s a panel at 1,000 nodes (docs/scaling.md). Their window is the
+/// rules' 1 minute, not the panel's `$__rate_interval`.
+fn p95(spec: &MetricSpec) -> String {
+    let buckets = series(&Names::model_engine_buckets(spec)).re("model", "$model");
+    topk(&format!("histogram_quantile(0.95, {buckets})"))
 }
 
 /// Tokens per request, by bucket, for a heatmap of request lengths.
@@ -57,10 +67,7 @@ pub fn panels() -> Vec<PanelSpec> {
             "timeseries",
             "s",
             vec![
-                (
-                    topk(&quantile(0.95, by_model, &eng(&agent::ENGINE_QUEUE_TIME), WINDOW)),
-                    "p95 {{model}}",
-                ),
+                (p95(&agent::ENGINE_QUEUE_TIME), "p95 {{model}}"),
                 (mean(by_model, &eng(&agent::ENGINE_QUEUE_TIME), WINDOW), "mean {{model}}"),
             ],
         ),
@@ -78,18 +85,9 @@ pub fn panels() -> Vec<PanelSpec> {
             "timeseries",
             "s",
             vec![
-                (
-                    topk(&quantile(0.95, by_model, &eng(&agent::ENGINE_TTFT), WINDOW)),
-                    "TTFT {{model}}",
-                ),
-                (
-                    topk(&quantile(0.95, by_model, &eng(&agent::ENGINE_ITL), WINDOW)),
-                    "inter-token {{model}}",
-                ),
-                (
-                    topk(&quantile(0.95, by_model, &eng(&agent::ENGINE_TPOT), WINDOW)),
-                    "per output token {{model}}",
-                ),
+                (p95(&agent::ENGINE_TTFT), "TTFT {{model}}"),
+                (p95(&agent::ENGINE_ITL), "inter-token {{model}}"),
+                (p95(&agent::ENGINE_TPOT), "per output token {{model}}"),
             ],
         ),
         panel(
@@ -97,14 +95,8 @@ pub fn panels() -> Vec<PanelSpec> {
             "timeseries",
             "s",
             vec![
-                (
-                    topk(&quantile(0.95, by_model, &eng(&agent::ENGINE_E2E), WINDOW)),
-                    "e2e {{model}}",
-                ),
-                (
-                    topk(&quantile(0.95, by_model, &eng(&agent::ENGINE_INFERENCE_TIME), WINDOW)),
-                    "running {{model}}",
-                ),
+                (p95(&agent::ENGINE_E2E), "e2e {{model}}"),
+                (p95(&agent::ENGINE_INFERENCE_TIME), "running {{model}}"),
             ],
         ),
         panel(

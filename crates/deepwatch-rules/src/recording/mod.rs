@@ -1,14 +1,19 @@
 //! Recording rules (`level:metric:operation`): request rate, error ratio, latency quantiles,
 //! TTFT, TPOT and tokens per second by model, model_version and pool; GPU utilization and
 //! memory ratios; KV-cache usage; leak rates; CPU iowait; inter-node latency; threshold
-//! series for dashboards; and the 1-minute aggregates kept by long-term storage.
+//! series for dashboards; and the 1-minute aggregates kept by long-term storage. `panels` holds
+//! the rules only dashboard panels read (engine percentiles, collector run time).
+
+mod panels;
+
+pub use panels::{COLLECTOR_QUANTILE, ENGINE_LATENCY};
 
 use crate::model::{labels, ExprCheck, Group, Record, Rule, RuleFile, TestCase};
 use crate::promql::{
     mean, num, quantile, quantile_tag, rate, record_name, sel, series, sum_by, Sel,
 };
 use crate::Ctx;
-use deepwatch_core::catalog::{agent, gateway, MetricSpec};
+use deepwatch_core::catalog::{agent, common, gateway, MetricSpec};
 
 /// Identity of request-level series: level `model`.
 pub const REQ: &[&str] = &["model", "model_version", "pool"];
@@ -103,6 +108,23 @@ impl Names {
     }
     pub fn filesystem_used() -> String {
         record_name("instance_mountpoint", &agent::HOST_FILESYSTEM_AVAILABLE, "used_ratio")
+    }
+    /// Per-model bucket rates of an engine latency histogram (`sum by (model, le)`), from which
+    /// the Model dashboard's engine percentiles are a `histogram_quantile` over a few series.
+    pub fn model_engine_buckets(spec: &MetricSpec) -> String {
+        format!("model:{}:rate1m", Sel::bucket(sel(spec)).name())
+    }
+    /// Collector run time over the whole fleet, per collector.
+    pub fn collector_duration(q: f64) -> String {
+        record_name("collector", &common::COLLECTOR_DURATION, &format!("{}_1m", quantile_tag(q)))
+    }
+    /// Collector run time per instance and collector.
+    pub fn instance_collector_duration(q: f64) -> String {
+        record_name(
+            "instance_collector",
+            &common::COLLECTOR_DURATION,
+            &format!("{}_1m", quantile_tag(q)),
+        )
     }
     /// A dashboard threshold line for a recorded series (`threshold:<metric>:<op>`).
     pub fn threshold(recorded: &str) -> String {
@@ -388,12 +410,19 @@ pub fn file(ctx: &Ctx<'_>) -> RuleFile {
         stem: "recording",
         groups: vec![
             Group { name: "deepwatch-recording".into(), interval_secs: ctx.eval(), rules: fast },
+            // Its own group: Prometheus evaluates groups concurrently, so these dashboard-only
+            // rules never delay the series the alerts read.
+            Group {
+                name: "deepwatch-recording-panels".into(),
+                interval_secs: ctx.eval(),
+                rules: panels::rules(ctx),
+            },
             Group {
                 name: "deepwatch-downsample-1m".into(),
                 interval_secs: ctx.scaled(60),
                 rules: lts_rules(ctx),
             },
         ],
-        tests: tests(ctx),
+        tests: [tests(ctx), panels::tests(ctx)].concat(),
     }
 }
