@@ -29,6 +29,12 @@ pub const EARLINESS_STEPS: f64 = 8.0;
 /// Samples of the gentler penalty for moving long before the symptoms (an unrelated change a
 /// quarter of an hour earlier is less likely the cause than one just before): 900 s at 15 s.
 pub const LEAD_STEPS: f64 = 60.0;
+/// Onsets this many samples apart are not ordered. The sampling and a `rate()` window over a
+/// strong change can put either of two simultaneous movers first by one sample, and what the
+/// agent collects (engine histograms, process and GPU figures) reaches Prometheus through two
+/// scrapes (engine -> agent -> Prometheus) where the gateway's own series take one: an engine
+/// signal that moved with the symptoms can look one more sample late.
+pub const UNORDERED_STEPS: f64 = 2.0;
 /// Longest onset search, in samples (15 minutes at the default step).
 pub const SEARCH_STEPS: f64 = 60.0;
 /// Fewest pre-incident points a candidate needs to be judged.
@@ -192,10 +198,10 @@ pub fn rank_series(
             c.score = 0.1 * magnitude(c.max_z.abs());
             continue;
         };
-        // Onsets one sample apart are not ordered: the sampling (and a rate() window over a
-        // strong change) can put either first.
-        let lag = (onset - reference - step).max(0.0);
-        let lead = (reference - onset - step).max(0.0);
+        // Onsets up to `UNORDERED_STEPS` samples apart are not ordered (see there).
+        let slack = UNORDERED_STEPS * step;
+        let lag = (onset - reference - slack).max(0.0);
+        let lead = (reference - onset - slack).max(0.0);
         let timing = (-lag / (EARLINESS_STEPS * step)).exp() * (-lead / (LEAD_STEPS * step)).exp();
         c.score =
             magnitude(c.max_z.abs()) * timing * (0.5 + 0.5 * c.persistence) * role_weight(c.role);
