@@ -8,11 +8,15 @@
 #      interleaved rounds (median and range per target);
 #   3. the gateway's own overhead histogram (deepwatch_gateway_overhead_seconds) from /metrics.
 # Usage: bench/gateway_overhead.sh   (env: RATE=2000 SECS=20 TPUT_SECS=5 ROUNDS=5 CONNS=64 OUTPUT_TOKENS=16)
+# Before/after: DEEPWATCH_BIN_B=<other build> adds its gateway as target `gateway-b` (same
+# simulator, own port) to the throughput rounds, interleaved with the others, and reports
+# gateway-b / nginx and gateway / gateway-b per round.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE="${RATE:-2000}"; SECS="${SECS:-20}"; TPUT_SECS="${TPUT_SECS:-5}"; ROUNDS="${ROUNDS:-5}"; CONNS="${CONNS:-64}"
 OUT_TOK="${OUTPUT_TOKENS:-16}"
-SIM=18700; SIM_ADMIN=18701; GW=18710; GW_ADMIN=18711; NGX=18720
+SIM=18700; SIM_ADMIN=18701; GW=18710; GW_ADMIN=18711; NGX=18720; GW_B=18730; GW_B_ADMIN=18731
+BIN_B="${DEEPWATCH_BIN_B:-}"
 BIN="${DEEPWATCH_BIN:-}"
 if [ -z "$BIN" ]; then
     cargo build --release -p deepwatch >&2
@@ -30,6 +34,10 @@ trap cleanup EXIT
     --admin-token bench >"$work/sim.log" 2>&1 & pids+=($!)
 "$BIN" gateway --listen 127.0.0.1:$GW --admin-listen 127.0.0.1:$GW_ADMIN --admin-token bench \
     --upstream http://127.0.0.1:$SIM >"$work/gw.log" 2>&1 & pids+=($!)
+if [ -n "$BIN_B" ]; then
+    "$BIN_B" gateway --listen 127.0.0.1:$GW_B --admin-listen 127.0.0.1:$GW_B_ADMIN --admin-token bench \
+        --upstream http://127.0.0.1:$SIM >"$work/gw-b.log" 2>&1 & pids+=($!)
+fi
 cat >"$work/nginx.conf" <<NGINX
 worker_processes auto;
 pid $work/nginx.pid;
@@ -58,9 +66,18 @@ if [ "$(id -u)" = 0 ] && command -v runuser >/dev/null; then as_nobody=(runuser 
 
 wait_up() { for _ in $(seq 100); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "not up: $1" >&2; exit 1; }
 wait_up http://127.0.0.1:$SIM/health; wait_up http://127.0.0.1:$GW_ADMIN/healthz; wait_up http://127.0.0.1:$NGX/health
+[ -z "$BIN_B" ] || wait_up http://127.0.0.1:$GW_B_ADMIN/healthz
 
 declare -A URL=([direct]=http://127.0.0.1:$SIM [gateway]=http://127.0.0.1:$GW [nginx]=http://127.0.0.1:$NGX)
 targets=(direct gateway nginx)
+tput_targets=("${targets[@]}")
+if [ -n "$BIN_B" ]; then
+    URL[gateway-b]=http://127.0.0.1:$GW_B
+    tput_targets=(direct gateway gateway-b nginx)
+    "$BIN_B" load --target "${URL[gateway-b]}" --model bench --rate 500 -n 1000 -d 2s --prompt-tokens 64 \
+        --output-tokens 16 --no-stream --no-progress >/dev/null 2>&1
+    echo "# gateway-b: $BIN_B"
+fi
 
 echo "# gateway overhead, $(date -u +%FT%TZ), $(nproc) cores, $(uname -r)"
 echo "# rate $RATE req/s for $SECS s per run, $OUT_TOK output tokens, 64 prompt tokens"
@@ -137,7 +154,7 @@ wrk.body = '{"model":"bench","stream":$stream,"max_tokens":$OUT_TOK,"messages":[
 LUA
     : >"$work/tput-$mode.tsv"
     for round in $(seq "$ROUNDS"); do
-        for t in "${targets[@]}"; do
+        for t in "${tput_targets[@]}"; do
             out="$(wrk -t1 -c"$CONNS" -d"${TPUT_SECS}s" --latency -s "$work/post.lua" "${URL[$t]}/v1/chat/completions")"
             rps="$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
             p99="$(awk '$1=="99%" {print $2}' <<<"$out")"
@@ -156,13 +173,22 @@ by = {}
 for rnd, t, rps, p99, errs in rows:
     by.setdefault(t, []).append((int(rnd), float(rps), ms(p99), errs.strip()))
 med = {t: statistics.median(r[1] for r in v) for t, v in by.items()}
-per_round = {r[0]: r[1] for r in by["gateway"]}
-rounds = " ".join("%.2f" % (per_round[r[0]] / r[1]) for r in by["nginx"])
-for t in ("direct", "gateway", "nginx"):
+def per_round(a, b):
+    num = {r[0]: r[1] for r in by[a]}
+    return " ".join("%.2f" % (num[r[0]] / r[1]) for r in by[b])
+for t in ("direct", "gateway", "gateway-b", "nginx"):
+    if t not in by:
+        continue
     v = by[t]
     errs = ", ".join(sorted({r[3] for r in v if r[3] != "0"})) or "0"
-    ratio = ("%.2f" % (med["gateway"] / med["nginx"]), rounds) if t == "nginx" else ("", "")
+    ratio = ("", "")
+    if t == "nginx":
+        ratio = ("%.2f" % (med["gateway"] / med["nginx"]), per_round("gateway", "nginx"))
+    elif t == "gateway-b":
+        ratio = ("%.2f (b)" % (med["gateway-b"] / med["nginx"]), per_round("gateway-b", "nginx"))
     print("| %s | %s | %.0f | %.0f | %.0f | %.2f | %s | %s | %s |" % (mode, t, med[t], min(r[1] for r in v),
           max(r[1] for r in v), statistics.median(r[2] for r in v), errs, *ratio))
+if "gateway-b" in by:
+    print("| %s | gateway / gateway-b | | | | | | %.2f | %s |" % (mode, med["gateway"] / med["gateway-b"], per_round("gateway", "gateway-b")))
 PY
 done
