@@ -1,7 +1,8 @@
 //! Pinning a request to a pool (`x-deepwatch-pool`) or a model version
 //! (`x-deepwatch-model-version`): trusted keys reach exactly the pinned pool under a 90/10 split,
 //! a weight of 0 and a forced failover elsewhere; other callers get 403; unknown names get 404;
-//! a pinned pool without a healthy upstream gets 503 and a failing one is never rerouted.
+//! a pinned pool without a healthy upstream gets 503 and a failing one is never rerouted;
+//! pinned requests are neither rollout samples nor drift samples.
 
 use crate::support::upstream::{Knobs, Upstream};
 use crate::support::*;
@@ -224,4 +225,58 @@ async fn a_pinned_pool_that_cannot_answer_fails_and_is_never_rerouted() {
     let m = metrics(&gw).await;
     let failed = [("pool", "green"), ("model_version", "v2"), ("outcome", "upstream_error")];
     assert_eq!(sum(&m, "deepwatch_requests_total", &failed), 3.0, "{m}");
+}
+
+#[tokio::test]
+async fn pinned_requests_are_neither_rollout_samples_nor_drift_samples() {
+    let (_blue, _green, cfg) = split().await;
+    let gw = start(cfg).await;
+    let c = client();
+    let resp = c
+        .post(admin_url(&gw, "/admin/rollouts"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"pool": "green", "steps": [10, 100], "min_samples": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    for stream in [false, true, false, true, false, true] {
+        let (status, headers, _) =
+            pinned(&gw, Some(PROBE_KEY), &[("x-deepwatch-pool", "green")], stream).await;
+        assert_eq!((status, headers["x-deepwatch-pool"].to_str().unwrap()), (200, "green"));
+    }
+    let canary = async || {
+        let v: serde_json::Value = c
+            .get(admin_url(&gw, "/admin/rollouts"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["current"]["last_analysis"]["canary"]["requests"].as_u64()
+    };
+    eventually("a look at the rollout", async || canary().await.is_some()).await;
+    assert_eq!(canary().await, Some(0), "pinned probes counted as canary samples");
+    let m = metrics(&gw).await;
+    let green = [("pool", "green")];
+    assert_eq!(sum(&m, "deepwatch_requests_total", &green), 6.0);
+    assert_eq!(sum(&m, "deepwatch_response_completion_tokens_count", &green), 0.0);
+    assert_eq!(sum(&m, "deepwatch_response_reasoning_share_ratio_count", &green), 0.0);
+    assert_eq!(sum(&m, "deepwatch_response_finish_reason_total", &green), 0.0);
+
+    // Client traffic is: with a client max_tokens its length is the client's, not the model's.
+    for max_tokens in [None, Some(3), None, Some(3)] {
+        let mut body = chat_body(false);
+        if let Some(n) = max_tokens {
+            body["max_tokens"] = n.into();
+        }
+        let resp = c.post(chat_url(&gw)).bearer_auth(TEAM_KEY).json(&body).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    let m = metrics(&gw).await;
+    let total = |name: &str| sum(&m, name, &[]);
+    assert_eq!(total("deepwatch_response_completion_tokens_count"), 2.0);
+    assert_eq!(total("deepwatch_response_finish_reason_total"), 4.0);
 }

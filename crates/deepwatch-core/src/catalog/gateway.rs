@@ -111,21 +111,21 @@ pub const RESPONSE_COMPLETION_TOKENS: MetricSpec = hist!(
     "",
     &["model", "model_version", "pool"],
     buckets::TOKEN_COUNT,
-    "Distribution of completion length in tokens per successful response."
+    "Distribution of completion length in tokens per successful unpinned response without a client max_tokens."
 );
 pub const RESPONSE_REASONING_SHARE: MetricSpec = hist!(
     "deepwatch_response_reasoning_share_ratio",
     "ratio",
     &["model", "model_version", "pool"],
     buckets::RATIO,
-    "Distribution of reasoning tokens / completion tokens per successful response."
+    "Distribution of reasoning tokens / completion tokens per successful unpinned response."
 );
 pub const RESPONSE_FINISH_REASON: MetricSpec = spec!(
     "deepwatch_response_finish_reason_total",
     Counter,
     "",
     &["model", "model_version", "pool", "finish_reason"],
-    "Successful responses by finish_reason (stop, length, tool_calls, content_filter, other)."
+    "Successful unpinned responses by finish_reason (stop, length, tool_calls, content_filter, other)."
 );
 
 // === pools, failover, rollouts ===

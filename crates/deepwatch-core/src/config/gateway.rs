@@ -273,10 +273,11 @@ impl Default for HealthConfig {
 pub struct RolloutConfig {
     /// Canary weights in percent; reaching 100 promotes.
     pub steps: Vec<u32>,
-    /// Analysis window of each step.
+    /// A step not passed after this long counts an extension (`RolloutStalled` reads the
+    /// step); steps pass as soon as their samples allow, not after a fixed window.
     #[serde(rename = "step_secs", with = "crate::config::duration::secs")]
     pub step: Duration,
-    /// Requests each side needs in the window; fewer extends the step.
+    /// Requests each side needs at a step before it can pass.
     pub min_samples: u64,
     /// Canary TTFT p95 may be at most this multiple of stable's (plus `latency_slack_ms`).
     pub max_ttft_p95_ratio: f64,
@@ -289,12 +290,15 @@ pub struct RolloutConfig {
     pub max_error_ratio_increase: f64,
     /// Canary stream-cut ratio may exceed stable's by at most this (0-1).
     pub max_stream_cut_ratio_increase: f64,
+    /// Bound on the chance that a step rolls back a canary within every limit, although the
+    /// checks look every second (sequential tests; see the gateway's `rollout::judge`).
+    pub false_rollback_rate: f64,
 }
 
 impl Default for RolloutConfig {
     fn default() -> Self {
         RolloutConfig {
-            steps: vec![1, 5, 25, 50, 100],
+            steps: vec![5, 20, 50, 100],
             step: Duration::from_secs(60),
             min_samples: 50,
             max_ttft_p95_ratio: 1.25,
@@ -302,6 +306,7 @@ impl Default for RolloutConfig {
             latency_slack: Duration::from_millis(10),
             max_error_ratio_increase: 0.02,
             max_stream_cut_ratio_increase: 0.01,
+            false_rollback_rate: 0.01,
         }
     }
 }
@@ -602,6 +607,12 @@ fn validate_rollout(r: &RolloutConfig, path: &Path, problems: &mut Problems) {
         0.0,
         1.0,
     );
+    if !(r.false_rollback_rate > 0.0 && r.false_rollback_rate < 0.5) {
+        problems.push(
+            &path.field("false_rollback_rate"),
+            format!("must be between 0 and 0.5 (exclusive), got {}", r.false_rollback_rate),
+        );
+    }
 }
 
 fn validate_policy(p: &ScanPolicy, path: &Path, problems: &mut Problems) {
@@ -691,10 +702,13 @@ pools = []
 attempts = 1
 on_status = [500, 502, 503, 504]
 
-# Defaults of POST /admin/rollouts. Each step compares canary with stable over the same window;
-# too few samples extends the step; a failed comparison rolls back at once; 100 promotes.
+# Defaults of POST /admin/rollouts. Every second each step compares canary with stable over the
+# step's requests (sequential tests, at most false_rollback_rate false rollbacks per step): a
+# significant regression rolls back at once; with min_samples on both sides and every check
+# within its limit the step passes; step_secs without passing counts an extension; 100 promotes.
+# At 10 req/s these defaults promote a healthy canary in about 2 to 3 minutes.
 [gateway.rollout]
-steps = [1, 5, 25, 50, 100]
+steps = [5, 20, 50, 100]
 step_secs = 60
 min_samples = 50
 max_ttft_p95_ratio = 1.25
@@ -702,6 +716,7 @@ max_tpot_p95_ratio = 1.25
 latency_slack_ms = 10
 max_error_ratio_increase = 0.02
 max_stream_cut_ratio_increase = 0.01
+false_rollback_rate = 0.01
 
 # Sensitive-data scanner on prompts and streamed output. Actions: off, count, redact, block.
 # Kinds: email, phone, cn_id, bank_card, api_key, ipv4. Matched values are never logged.
@@ -837,6 +852,7 @@ mod tests {
             r#"
             [rollout]
             steps = [5, 1, 120]
+            false_rollback_rate = 0.7
             [scanner.default]
             kinds = ["email", "passport"]
             [[faults.rules]]
@@ -849,6 +865,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("gateway.rollout.steps: must increase strictly"), "{text}");
+        assert!(
+            text.contains(
+                "gateway.rollout.false_rollback_rate: must be between 0 and 0.5 (exclusive), got 0.7"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains("gateway.scanner.default.kinds[1]: unknown kind \"passport\""),
             "{text}"

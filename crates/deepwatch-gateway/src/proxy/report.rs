@@ -25,6 +25,8 @@ pub struct Summary {
     pub route: Option<Route>,
     /// `pool=green` / `model_version=v2` for pinned requests.
     pub pin: Option<String>,
+    /// The client capped the output length (`max_tokens` / `max_completion_tokens`).
+    pub length_limited: bool,
     pub stream: bool,
     pub status: u16,
     pub outcome: Outcome,
@@ -71,8 +73,12 @@ pub fn metrics(m: &GatewayMetrics, series: &Series, s: &Summary) {
         if let Some(cost) = m.cost(&s.model, tokens) {
             series.spend.inc_by(cost);
         }
-        if s.outcome == Outcome::Ok && s.endpoint != Endpoint::Embeddings {
-            series.completion_dist.observe(u.completion_tokens as f64);
+        if drift_sample(s) && s.endpoint != Endpoint::Embeddings {
+            // A client's max_tokens decides a truncated length, not the model: only lengths
+            // the model chose itself are comparable between versions.
+            if !s.length_limited {
+                series.completion_dist.observe(u.completion_tokens as f64);
+            }
             if u.completion_tokens > 0 {
                 series
                     .reasoning_share
@@ -80,7 +86,7 @@ pub fn metrics(m: &GatewayMetrics, series: &Series, s: &Summary) {
             }
         }
     }
-    if s.outcome == Outcome::Ok {
+    if drift_sample(s) {
         if let Some(reason) = &s.finish_reason {
             let reason = match reason.as_str() {
                 "stop" | "length" | "tool_calls" | "content_filter" => reason.as_str(),
@@ -89,6 +95,14 @@ pub fn metrics(m: &GatewayMetrics, series: &Series, s: &Summary) {
             m.finish_reason.inc(&labels.finish_reason(reason));
         }
     }
+}
+
+/// Whether a response feeds the output distributions drift compares: successful, and client
+/// traffic, which every pool of a model sees alike; pinned requests (golden-prompt probes) are
+/// a fixed prompt set sent to each pool whatever its weight, so they would skew the pool that
+/// gets little client traffic.
+fn drift_sample(s: &Summary) -> bool {
+    s.outcome == Outcome::Ok && s.pin.is_none()
 }
 
 /// Passive health of the upstream that answered: failures count against it, successes
@@ -110,9 +124,13 @@ pub fn health(pools: &Pools, s: &Summary, now: Instant) {
     }
 }
 
-/// A sample for the answering pool's running rollout, if any.
+/// A sample for the answering pool's running rollout, if any. Pinned requests (the analyzer's
+/// probes) go to a pool whatever its rollout weight, so they are not canary traffic.
 pub fn rollout(rollouts: &Rollouts, s: &Summary) {
     let Some(route) = &s.route else { return };
+    if s.pin.is_some() {
+        return;
+    }
     if matches!(s.outcome, Outcome::ClientCancelled | Outcome::Rejected) {
         return;
     }

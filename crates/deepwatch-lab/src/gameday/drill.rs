@@ -177,7 +177,7 @@ impl Drill {
                     stable: Some("blue".into()),
                     steps: Some(vec![25, 50, 100]),
                     step_secs: Some(lab.scaled(120).as_secs().max(3)),
-                    min_samples: Some(5),
+                    min_samples: Some(20),
                     max_error_ratio_increase: Some(0.05),
                     ..RolloutRequest::default()
                 };

@@ -170,6 +170,8 @@ pub struct RolloutRequest {
     pub max_error_ratio_increase: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_stream_cut_ratio_increase: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_rollback_rate: Option<f64>,
 }
 
 /// `GET /admin/rollouts`.
@@ -195,7 +197,8 @@ pub struct RolloutDoc {
     pub status: RolloutStatus,
     pub reason: Option<String>,
     pub step_secs: u64,
-    /// Windows added because a side had too few samples.
+    /// Times `step_secs` went by at this step without it passing (too few samples, or a check
+    /// inconclusive).
     pub extensions: u32,
     pub started_at: String,
     pub finished_at: Option<String>,
@@ -246,6 +249,8 @@ pub enum Verdict {
     Fail,
     #[default]
     NotEnoughSamples,
+    /// A limit is crossed by the estimate but not yet significantly: the step waits for more.
+    Inconclusive,
 }
 
 /// One side of a canary analysis.

@@ -1,8 +1,9 @@
-//! Progressive rollouts. A rollout moves a canary pool through weight steps; after each step's
-//! window it compares canary with stable over that same window (TTFT p95, TPOT p95, error
-//! ratio, stream-cut ratio), each side needing a minimum sample count. Too few samples extends
-//! the step; a failed comparison rolls back in-process at once; a step of 100 promotes. Error and
-//! stream-cut ratios are also checked every second, so a bad canary does not wait out a window.
+//! Progressive rollouts. A rollout moves a canary pool through weight steps. Every second it
+//! compares canary with stable over the requests of the current step (error ratio, stream-cut
+//! ratio, TTFT p95, TPOT p95; sequential tests in `judge`): a significant regression rolls back
+//! at once; a step passes as soon as both sides have `min_samples` requests and every check is
+//! within its limit, so a step lasts as long as its sample size needs; `step_secs` without
+//! passing counts an extension (a stalled step). A step of 100 promotes.
 
 use crate::error::ApiError;
 use crate::events::EventLog;
@@ -22,112 +23,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+mod judge;
+
+use judge::Window;
+pub use judge::{judge, upper_tail, Sample};
+
 const HISTORY: usize = 20;
-const MAX_LATENCY_SAMPLES: usize = 200_000;
-const FAST_CHECK: Duration = Duration::from_secs(1);
-
-/// What one finished request tells the rollout analysis.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Sample {
-    pub ttft: Option<f64>,
-    pub tpot: Option<f64>,
-    pub error: bool,
-    pub stream_cut: bool,
-}
-
-#[derive(Debug, Default)]
-struct Window {
-    requests: u64,
-    errors: u64,
-    cuts: u64,
-    ttft: Vec<f64>,
-    tpot: Vec<f64>,
-}
-
-impl Window {
-    fn add(&mut self, s: Sample) {
-        self.requests += 1;
-        self.errors += u64::from(s.error);
-        self.cuts += u64::from(s.stream_cut);
-        if let Some(v) = s.ttft.filter(|_| self.ttft.len() < MAX_LATENCY_SAMPLES) {
-            self.ttft.push(v);
-        }
-        if let Some(v) = s.tpot.filter(|_| self.tpot.len() < MAX_LATENCY_SAMPLES) {
-            self.tpot.push(v);
-        }
-    }
-
-    fn stats(&self) -> SideStats {
-        let ratio = |n: u64| if self.requests == 0 { 0.0 } else { n as f64 / self.requests as f64 };
-        SideStats {
-            requests: self.requests,
-            errors: self.errors,
-            stream_cuts: self.cuts,
-            error_ratio: ratio(self.errors),
-            stream_cut_ratio: ratio(self.cuts),
-            ttft_p95_ms: p95(&self.ttft).map(|v| v * 1000.0),
-            tpot_p95_ms: p95(&self.tpot).map(|v| v * 1000.0),
-        }
-    }
-}
-
-fn p95(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = ((v.len() as f64) * 0.95).ceil() as usize;
-    Some(v[rank.clamp(1, v.len()) - 1])
-}
-
-/// Compares canary with stable. `full`: the window ended (all checks, sample gate); otherwise
-/// the fast path checks only ratios and can only fail.
-pub fn judge(c: &SideStats, s: &SideStats, p: &RolloutConfig, full: bool) -> Analysis {
-    let mut reasons = Vec::new();
-    let enough = c.requests >= p.min_samples && s.requests >= p.min_samples;
-    if full && !enough {
-        reasons.push(format!(
-            "not enough samples: canary {} and stable {} of {} needed",
-            c.requests, s.requests, p.min_samples
-        ));
-        return Analysis {
-            verdict: Verdict::NotEnoughSamples,
-            reasons,
-            canary: c.clone(),
-            stable: s.clone(),
-        };
-    }
-    if c.requests >= p.min_samples {
-        if c.error_ratio > s.error_ratio + p.max_error_ratio_increase {
-            reasons.push(format!(
-                "error ratio {:.4} > stable {:.4} + {}",
-                c.error_ratio, s.error_ratio, p.max_error_ratio_increase
-            ));
-        }
-        if c.stream_cut_ratio > s.stream_cut_ratio + p.max_stream_cut_ratio_increase {
-            reasons.push(format!(
-                "stream-cut ratio {:.4} > stable {:.4} + {}",
-                c.stream_cut_ratio, s.stream_cut_ratio, p.max_stream_cut_ratio_increase
-            ));
-        }
-    }
-    if full {
-        let slack = p.latency_slack.as_secs_f64() * 1000.0;
-        let mut latency = |name: &str, cv: Option<f64>, sv: Option<f64>, ratio: f64| {
-            if let (Some(cv), Some(sv)) = (cv, sv) {
-                if cv > sv * ratio + slack {
-                    reasons
-                        .push(format!("{name} p95 {cv:.1} ms > {ratio} x {sv:.1} ms + {slack} ms"));
-                }
-            }
-        };
-        latency("ttft", c.ttft_p95_ms, s.ttft_p95_ms, p.max_ttft_p95_ratio);
-        latency("tpot", c.tpot_p95_ms, s.tpot_p95_ms, p.max_tpot_p95_ratio);
-    }
-    let verdict = if reasons.is_empty() { Verdict::Pass } else { Verdict::Fail };
-    Analysis { verdict, reasons, canary: c.clone(), stable: s.clone() }
-}
+/// How often a running step is looked at.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 struct Run {
     doc: RolloutDoc,
@@ -136,6 +39,9 @@ struct Run {
     stable: Arc<Pool>,
     canary_w: Window,
     stable_w: Window,
+    /// Looks taken at this step (the sequential tests' spending index).
+    looks: u32,
+    /// When the step counts as extended if it has not passed.
     deadline: Instant,
     task: Option<tokio::task::AbortHandle>,
 }
@@ -230,6 +136,7 @@ impl Rollouts {
             max_stream_cut_ratio_increase: req
                 .max_stream_cut_ratio_increase
                 .unwrap_or(d.max_stream_cut_ratio_increase),
+            false_rollback_rate: req.false_rollback_rate.unwrap_or(d.false_rollback_rate),
         };
         let mut problems = deepwatch_core::config::Problems::default();
         let probe = deepwatch_core::config::gateway::GatewayConfig {
@@ -302,6 +209,7 @@ impl Rollouts {
             stable,
             canary_w: Window::default(),
             stable_w: Window::default(),
+            looks: 0,
             task: None,
         };
         self.events.record(
@@ -340,6 +248,7 @@ impl Rollouts {
         run.doc.extensions = 0;
         run.canary_w = Window::default();
         run.stable_w = Window::default();
+        run.looks = 0;
         run.deadline = self.clock.now() + run.params.step;
         self.pools.set_weight(&run.canary, weight);
         self.pools.set_weight(&run.stable, 100 - weight);
@@ -384,31 +293,24 @@ impl Rollouts {
         inner.history.front().cloned().ok_or_else(|| ApiError::conflict("no_rollout", "gone"))
     }
 
-    /// One evaluation; returns false when the rollout is over.
+    /// One look; returns false when the rollout is over.
     fn evaluate(&self, id: u64) -> bool {
         let mut inner = self.inner.lock();
         let Some(run) = inner.current.as_mut() else { return false };
         if run.doc.id != id {
             return false;
         }
-        let now = self.clock.now();
-        let full = now >= run.deadline;
-        let analysis = judge(&run.canary_w.stats(), &run.stable_w.stats(), &run.params, full);
-        match analysis.verdict {
+        run.looks += 1;
+        let analysis = judge(&run.canary_w, &run.stable_w, &run.params, run.looks);
+        let verdict = analysis.verdict;
+        let reason = analysis.reasons.join("; ");
+        run.doc.last_analysis = Some(analysis);
+        match verdict {
             Verdict::Fail => {
-                let reason = analysis.reasons.join("; ");
-                run.doc.last_analysis = Some(analysis);
                 self.finish(&mut inner, RolloutStatus::RolledBack, reason);
                 false
             }
-            Verdict::NotEnoughSamples => {
-                run.doc.extensions += 1;
-                run.deadline = now + run.params.step;
-                run.doc.last_analysis = Some(analysis);
-                true
-            }
-            _ if full => {
-                run.doc.last_analysis = Some(analysis);
+            Verdict::Pass => {
                 let next = run.doc.step_index + 1;
                 if next >= run.doc.steps.len() {
                     self.finish(&mut inner, RolloutStatus::Promoted, "every step passed".into());
@@ -417,18 +319,23 @@ impl Rollouts {
                 self.enter_step(&mut inner, next);
                 inner.current.is_some()
             }
-            _ => true,
+            Verdict::NotEnoughSamples | Verdict::Inconclusive => {
+                let now = self.clock.now();
+                if now >= run.deadline {
+                    run.doc.extensions += 1;
+                    run.deadline = now + run.params.step;
+                }
+                true
+            }
         }
     }
 
     async fn drive(self: Arc<Self>, id: u64) {
         loop {
-            let deadline = match self.inner.lock().current.as_ref() {
-                Some(run) if run.doc.id == id => run.deadline,
-                _ => return,
-            };
-            let wake = (self.clock.now() + FAST_CHECK).min(deadline);
-            tokio::time::sleep_until(wake).await;
+            if !matches!(self.inner.lock().current.as_ref(), Some(run) if run.doc.id == id) {
+                return;
+            }
+            tokio::time::sleep_until(self.clock.now() + LOOK_EVERY).await;
             if !self.evaluate(id) {
                 return;
             }
