@@ -6,6 +6,7 @@ mod support;
 mod alerts;
 mod cost;
 mod demo;
+mod drift;
 mod failover;
 mod gateway_limits;
 mod hung_engine;

@@ -1,13 +1,15 @@
 //! Drift inputs from Prometheus: the gateway's output distributions (completion length and
 //! reasoning-share histograms, finish-reason counters) as counts per bin over the current
 //! window and the reference window, per (model, model_version, pool), and per pool of a model
-//! for the blue/green comparison.
+//! for the blue/green comparison. A comparison is exported only while both sides have
+//! `min_samples` responses (a pool that a rollout or failover left without traffic is not
+//! "drifting") and, for reasoning share, while either side reasons at all.
 
 use super::{Analytics, DriftDetector, DriftInput};
 use crate::detect::Detector;
 use crate::prom::{InstantSample, PromError};
 use deepwatch_core::catalog::gateway;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Counts per bin label, per (model, model_version, pool).
 type Distributions = BTreeMap<(String, String, String), BTreeMap<String, f64>>;
@@ -92,10 +94,23 @@ fn align(current: &[(String, f64)], reference: &[(String, f64)]) -> DriftInput {
     }
 }
 
+/// Whether any response of these reasoning-share bins had reasoning tokens (a bin above 0).
+fn reasons(bins: &[(String, f64)]) -> bool {
+    bins.iter().any(|(le, c)| *c > 0.0 && crate::prom::parse_value(le) > 0.0)
+}
+
+/// Whether a comparison of `kind` between these two sides means anything: a model version
+/// that never reasons has nothing to compare in its reasoning share.
+fn comparable(kind: &str, current: &[(String, f64)], reference: &[(String, f64)]) -> bool {
+    kind != "reasoning_share" || reasons(current) || reasons(reference)
+}
+
 impl Analytics {
     pub(super) async fn update_drift(&self, now: f64) -> Result<(), PromError> {
         let cfg = &self.config.drift;
         let window = format!("{}s", cfg.window.as_secs());
+        let mut exported = BTreeSet::new();
+        let mut pool_exported = BTreeSet::new();
         for (kind, template, bin) in kinds() {
             let query = template.replace("{w}", &window);
             let current = group(self.prom.query(&query, Some(now)).await?, bin);
@@ -109,6 +124,9 @@ impl Analytics {
                 let cur = bins(counts, cumulative);
                 let reference_bins =
                     reference.get(key).map(|r| bins(r, cumulative)).unwrap_or_default();
+                if !comparable(kind, &cur, &reference_bins) {
+                    continue;
+                }
                 let input = align(&cur, &reference_bins);
                 let detector_key = (key.0.clone(), key.1.clone(), key.2.clone(), kind.to_string());
                 let detector = state
@@ -117,9 +135,10 @@ impl Analytics {
                     .or_insert_with(|| DriftDetector::from_config(cfg));
                 let verdict = detector.check(&input);
                 let ids = [key.0.as_str(), key.1.as_str(), key.2.as_str(), kind];
-                if let Some(d) = detector.last {
+                if let (Some(d), Some(_)) = (detector.last, verdict.score()) {
                     self.metrics.drift.set(&ids, d.kl);
                     self.metrics.drift_threshold.set(&ids, d.threshold);
+                    exported.insert(ids.map(str::to_string));
                 }
                 if verdict.is_anomalous() {
                     self.metrics.findings.inc(&["drift", kind]);
@@ -151,15 +170,16 @@ impl Analytics {
                     continue;
                 };
                 for (pool, pool_bins) in &pools {
-                    if pool == reference_pool {
+                    if pool == reference_pool || !comparable(kind, pool_bins, reference_bins) {
                         continue;
                     }
                     let mut detector = DriftDetector::from_config(cfg);
                     let verdict = detector.check(&align(pool_bins, reference_bins));
                     let ids = [model.as_str(), pool.as_str(), reference_pool.as_str(), kind];
-                    if let Some(d) = detector.last {
+                    if let (Some(d), Some(_)) = (detector.last, verdict.score()) {
                         self.metrics.pool_drift.set(&ids, d.kl);
                         self.metrics.pool_drift_threshold.set(&ids, d.threshold);
+                        pool_exported.insert(ids.map(str::to_string));
                     }
                     if verdict.is_anomalous() {
                         self.metrics.findings.inc(&["drift", kind]);
@@ -167,6 +187,22 @@ impl Analytics {
                 }
             }
         }
+        let mut state = self.state.lock();
+        let gone = |before: &BTreeSet<[String; 4]>, now: &BTreeSet<[String; 4]>| {
+            before.difference(now).cloned().collect::<Vec<_>>()
+        };
+        for ids in gone(&state.drift_exported, &exported) {
+            let ids = ids.each_ref().map(String::as_str);
+            self.metrics.drift.remove(&ids);
+            self.metrics.drift_threshold.remove(&ids);
+        }
+        for ids in gone(&state.pool_drift_exported, &pool_exported) {
+            let ids = ids.each_ref().map(String::as_str);
+            self.metrics.pool_drift.remove(&ids);
+            self.metrics.pool_drift_threshold.remove(&ids);
+        }
+        state.drift_exported = exported;
+        state.pool_drift_exported = pool_exported;
         Ok(())
     }
 }
@@ -185,5 +221,14 @@ mod tests {
         assert_eq!(b.iter().map(|x| x.1).collect::<Vec<_>>(), vec![5.0, 7.0, 1.0]);
         let input = align(&b, &[("100".to_string(), 4.0)]);
         assert_eq!(input.reference, vec![0.0, 4.0, 0.0]);
+    }
+
+    #[test]
+    fn reasoning_share_is_compared_only_where_some_response_reasons() {
+        let none: Vec<(String, f64)> = vec![("0".into(), 40.0), ("0.05".into(), 0.0)];
+        let some: Vec<(String, f64)> = vec![("0".into(), 30.0), ("0.5".into(), 10.0)];
+        assert!(!comparable("reasoning_share", &none, &none));
+        assert!(comparable("reasoning_share", &none, &some));
+        assert!(comparable("length", &none, &none));
     }
 }

@@ -15,7 +15,7 @@ use deepwatch_core::config::analyzer::{AnalyzerConfig, SeriesConfig};
 use deepwatch_core::expo::MetricSink;
 use deepwatch_core::metrics::{CounterVec, Encode, GaugeVec};
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tracing::{info, warn};
 
 mod drift_fetch;
@@ -39,6 +39,10 @@ struct State {
     /// Up to where each configured series was fetched (Unix seconds).
     fetched_until: BTreeMap<String, f64>,
     drift: BTreeMap<(String, String, String, String), DriftDetector>,
+    /// Drift series exported by the last round (per version, between pools), so a comparison
+    /// that no longer holds (too few responses, a pool gone quiet) stops being exported.
+    drift_exported: BTreeSet<[String; 4]>,
+    pool_drift_exported: BTreeSet<[String; 4]>,
     degraded: bool,
 }
 
