@@ -280,3 +280,53 @@ async fn pinned_requests_are_neither_rollout_samples_nor_drift_samples() {
     assert_eq!(total("deepwatch_response_completion_tokens_count"), 2.0);
     assert_eq!(total("deepwatch_response_finish_reason_total"), 4.0);
 }
+
+#[tokio::test]
+async fn failing_pinned_probes_are_no_canary_errors() {
+    let blue = Upstream::start(Knobs::default()).await;
+    let failing = || Upstream::start(Knobs { fail_status: Some(500), ..Knobs::default() });
+    let (green_a, green_b) = (failing().await, failing().await);
+    let mut b = pool("blue", &[blue.url()]);
+    b.model_version = "v1".into();
+    // Two upstreams, so a failed pinned attempt is retried within the pool (`attempt_failed`).
+    let mut g = pool("green", &[green_a.url(), green_b.url()]);
+    g.weight = 0;
+    g.model_version = "v2".into();
+    // Green stays healthy by passive health: every pinned attempt reaches it and fails.
+    g.health.probe_path = String::new();
+    g.health.consecutive_failures = 0;
+    g.health.min_requests = 1000;
+    let mut cfg = config(vec![b, g]);
+    cfg.api_keys = [(PROBE_KEY.to_string(), "probes".to_string())].into_iter().collect();
+    cfg.pin_keys = vec![PROBE_KEY.into()];
+    let gw = start(cfg).await;
+    let c = client();
+    let resp = c
+        .post(admin_url(&gw, "/admin/rollouts"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"pool": "green", "steps": [10, 100], "min_samples": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    for _ in 0..10 {
+        let (status, _, _) =
+            pinned(&gw, Some(PROBE_KEY), &[("x-deepwatch-pool", "green")], false).await;
+        assert_eq!(status, 500, "the pinned probe sees green's own error");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let v: serde_json::Value = c
+        .get(admin_url(&gw, "/admin/rollouts"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["current"]["status"], "running", "probes rolled the canary back: {v}");
+    // Without client traffic the stable side has no samples, so the rollout would not judge
+    // yet; the canary's side must simply not have counted the probes' failures.
+    assert_eq!(v["current"]["last_analysis"]["canary"]["requests"], 0, "{v}");
+    assert_eq!(v["current"]["last_analysis"]["canary"]["errors"], 0, "{v}");
+}

@@ -491,7 +491,8 @@ fn abandon_hung(tried: &mut Vec<Arc<Upstream>>, route: &Route, last: &mut Option
 
 /// A failed attempt: passive health hears of it, the upstream is not tried again for this
 /// request, and it counts against its pool in a running rollout even when a retry saves the
-/// request, so a canary cannot hide its errors behind the stable pool.
+/// request, so a canary cannot hide its errors behind the stable pool (a pinned request, a
+/// probe, is no rollout sample).
 fn attempt_failed(
     shared: &Shared,
     route: &Route,
@@ -504,9 +505,10 @@ fn attempt_failed(
     shared.pools.on_change(&route.upstream, change);
     tried.push(route.upstream.clone());
     record.attempt_recorded = true;
-    shared
-        .rollouts
-        .observe(&route.pool.name, crate::rollout::Sample { error: true, ..Default::default() });
+    if record.pin.is_none() {
+        let failed = crate::rollout::Sample { error: true, ..Default::default() };
+        shared.rollouts.observe(&route.pool.name, failed);
+    }
 }
 
 /// The 200 SSE response around a stream body.
