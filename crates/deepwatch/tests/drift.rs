@@ -6,7 +6,7 @@
 //! `PoolOutputDrift` holds 10 s). Client traffic is chat requests at about 25 req/s, one in five
 //! with a client `max_tokens` (which decides its length, so it is no length sample).
 //!
-//! (a) A rollout of the unchanged version: green goes 10 % → 50 % → 100 % through
+//! (a) A rollout of the unchanged version: green goes 20 % → 50 % → 100 % through
 //! `POST /admin/rollouts`, and keeps serving a while after. `PoolOutputDrift` never fires,
 //! although the pool comparison is measured throughout, red (probes only) is never compared,
 //! and nothing reasons, so no reasoning share is compared.
@@ -252,7 +252,7 @@ kubernetes_sd = false
 
     // (a) Blue alone until a full drift window has passed, then the unchanged green rolls out.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let rollout = json!({"pool": "green", "stable": "blue", "steps": [10, 50, 100],
+    let rollout = json!({"pool": "green", "stable": "blue", "steps": [20, 50, 100],
                          "min_samples": 30});
     let url = format!("http://{gateway_admin}/admin/rollouts");
     let (status, doc) = admin(&http, reqwest::Method::POST, url.clone(), rollout).await;
@@ -288,7 +288,11 @@ kubernetes_sd = false
         !measured.iter().any(|m| m.2 == "reasoning_share"),
         "no simulator reasons, yet reasoning share was compared: {measured:?}"
     );
-    let worst = measured.iter().map(|m| m.3 / m.4).fold(0.0, f64::max);
+    let worst = measured
+        .iter()
+        .max_by(|a, b| (a.3 / a.4).total_cmp(&(b.3 / b.4)))
+        .map(|(p, r, k, kl, t)| format!("{:.2} ({p} vs {r}, {k})", kl / t))
+        .unwrap_or_default();
 
     // (b) The changed version takes 40 % of the traffic.
     let weight = |pool: &str| format!("http://{gateway_admin}/admin/pools/{pool}/weight");
@@ -320,7 +324,7 @@ kubernetes_sd = false
     assert_eq!(failures.load(Ordering::Relaxed), 0, "client requests failed");
     eprintln!(
         "unchanged rollout: promoted {promoted_after:.1} s after the start, {} pool comparisons, \
-         highest divergence/threshold {worst:.2}, no {ALERT}; changed version: {ALERT} ({}) \
+         highest divergence/threshold {worst}, no {ALERT}; changed version: {ALERT} ({}) \
          fired {:.1} s after it got traffic; test took {:.1} s",
         measured.len(),
         fired_b.labels.get("kind").map(String::as_str).unwrap_or("?"),
