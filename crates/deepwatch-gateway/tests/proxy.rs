@@ -242,6 +242,29 @@ async fn a_client_that_goes_away_midway_is_counted_as_cancelled() {
 }
 
 #[tokio::test]
+async fn a_client_that_leaves_right_after_done_got_a_whole_answer() {
+    // The upstream keeps its body open after `[DONE]`; the client (as the openai SDK does after
+    // a stop sequence) closes as soon as `[DONE]` arrives.
+    let up = Upstream::start(Knobs { linger_after_done_ms: 2_000, ..Knobs::default() }).await;
+    let gw = start(config(vec![pool("blue", &[up.url()])])).await;
+    let resp = client().post(chat_url(&gw)).json(&chat_body(true)).send().await.unwrap();
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("[DONE]") {
+        seen.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
+    }
+    drop(body);
+    eventually("the request counted", async || {
+        let m = metrics(&gw).await;
+        sum(&m, "deepwatch_requests_total", &[]) == 1.0
+    })
+    .await;
+    let m = metrics(&gw).await;
+    assert_eq!(sum(&m, "deepwatch_requests_total", &[("outcome", "ok")]), 1.0, "{m}");
+    assert_eq!(sum(&m, "deepwatch_requests_total", &[("outcome", "client_cancelled")]), 0.0);
+}
+
+#[tokio::test]
 async fn the_request_log_has_one_line_per_request_without_text() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("requests.jsonl");

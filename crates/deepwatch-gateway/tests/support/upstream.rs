@@ -38,6 +38,8 @@ pub struct Knobs {
     pub response_headers: Vec<(String, String)>,
     /// Close keep-alive connections idle this long (uvicorn's `timeout_keep_alive`).
     pub idle_close_ms: Option<u64>,
+    /// Streams: hold the body open this long after `[DONE]` before ending it.
+    pub linger_after_done_ms: u64,
 }
 
 impl Default for Knobs {
@@ -55,6 +57,7 @@ impl Default for Knobs {
             healthy: true,
             response_headers: Vec::new(),
             idle_close_ms: None,
+            linger_after_done_ms: 0,
         }
     }
 }
@@ -332,6 +335,7 @@ async fn chat_inner(s: AppState, headers: HeaderMap, body: Bytes) -> Response {
             let _ = send(format!("data: {c}\n\n")).await;
         }
         let _ = send("data: [DONE]\n\n".to_string()).await;
+        tokio::time::sleep(Duration::from_millis(k.linger_after_done_ms)).await;
     });
     Response::builder()
         .header("content-type", "text/event-stream; charset=utf-8")

@@ -110,6 +110,9 @@ async fn openai_sdk_through_the_gateway() {
     // and a tool choice naming no given tool is vLLM's own 400.
     let tools = &r["tools"];
     assert_eq!(tools["named_tool_calls"], serde_json::json!([["function", "get_city"]]), "{tools}");
+    // The arguments follow the schema the client sent (an enum only the request names).
+    let city = &tools["named_arguments"][0]["city"];
+    assert!(city == "Paris" || city == "Rome", "{tools}");
     assert_eq!(tools["bad_tool"]["status"], 400, "{tools}");
     assert!(
         tools["bad_tool"]["message"].as_str().unwrap_or_default().contains("tool_choice"),

@@ -11,9 +11,24 @@ pub const MODEL: &str = "deepseek-tiny";
 /// Context of the suite's engine: long enough that a 2,000-token generation outlasts any lag of
 /// vLLM's API server behind its engine (a client cancel must land mid-generation).
 pub const MAX_MODEL_LEN: u32 = 2048;
-/// Extra `vllm serve` flags of the suite's engine: DeepSeek-V3's tool-call parser, so tool
-/// requests are answered as DeepSeek answers them.
-pub const SERVE_ARGS: &[&str] = &["--enable-auto-tool-choice", "--tool-call-parser", "deepseek_v3"];
+/// Extra `vllm serve` flags of the suite's engine: DeepSeek-V3's tool-call parser, so `auto`
+/// tool requests are answered as DeepSeek answers them, and xgrammar without free whitespace,
+/// so a named tool choice (JSON arguments constrained by the tool's schema, see `SERVE_ENV`)
+/// ends in a few tokens even from the random-weight model, which would otherwise emit
+/// whitespace until `max_tokens`.
+pub const SERVE_ARGS: &[&str] = &[
+    "--enable-auto-tool-choice",
+    "--tool-call-parser",
+    "deepseek_v3",
+    "--structured-outputs-config",
+    r#"{"backend": "xgrammar", "disable_any_whitespace": true}"#,
+];
+/// Environment of the suite's engine. vLLM 0.32 forces DeepSeek's tool-call markup through an
+/// xgrammar structural tag for named and `required` tool choices; the random-weight model
+/// never finishes that markup (it answers `length`, no tool call). With strict tool calling
+/// off, vLLM constrains the arguments to the tool's JSON schema instead, its generic path for
+/// named tool choices, and the gateway's pass-through of tool fields can be checked.
+pub const SERVE_ENV: &[(&str, &str)] = &[("VLLM_ENFORCE_STRICT_TOOL_CALLING", "0")];
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
@@ -39,6 +54,7 @@ impl Vllm {
         let out = Command::new(script())
             .arg("start")
             .args(extra_args)
+            .envs(SERVE_ENV.iter().copied())
             .env("DEEPWATCH_VLLM_NAME", name)
             .env("DEEPWATCH_VLLM_PORT", port.to_string())
             .env("DEEPWATCH_VLLM_MAX_SEQS", max_seqs.to_string())

@@ -365,6 +365,22 @@ impl ProxyStream {
     }
 }
 
+/// A client that closes as soon as `[DONE]` reaches it (the openai SDK does, after a stop
+/// sequence ends a stream early) can go before the upstream's end of body is read: the answer
+/// was whole, so the request is `ok`, not `client_cancelled`.
+impl Drop for ProxyStream {
+    fn drop(&mut self) {
+        if self.record.outcome.is_none()
+            && self.saw_done
+            && self.queue.is_empty()
+            && self.upstream_error.is_none()
+            && self.scanner.pending() == 0
+        {
+            self.record.finish(Outcome::Ok, 200);
+        }
+    }
+}
+
 impl Stream for ProxyStream {
     type Item = Result<Bytes, std::io::Error>;
 
