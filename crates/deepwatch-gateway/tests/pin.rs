@@ -266,7 +266,7 @@ async fn pinned_requests_are_neither_rollout_samples_nor_drift_samples() {
     assert_eq!(sum(&m, "deepwatch_response_reasoning_share_ratio_count", &green), 0.0);
     assert_eq!(sum(&m, "deepwatch_response_finish_reason_total", &green), 0.0);
 
-    // Client traffic is: with a client max_tokens its length is the client's, not the model's.
+    // Client traffic is, with or without a client max_tokens.
     for max_tokens in [None, Some(3), None, Some(3)] {
         let mut body = chat_body(false);
         if let Some(n) = max_tokens {
@@ -277,7 +277,7 @@ async fn pinned_requests_are_neither_rollout_samples_nor_drift_samples() {
     }
     let m = metrics(&gw).await;
     let total = |name: &str| sum(&m, name, &[]);
-    assert_eq!(total("deepwatch_response_completion_tokens_count"), 2.0);
+    assert_eq!(total("deepwatch_response_completion_tokens_count"), 4.0);
     assert_eq!(total("deepwatch_response_finish_reason_total"), 4.0);
 }
 

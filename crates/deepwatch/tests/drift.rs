@@ -4,7 +4,7 @@
 //! pinned to each pool all along, the analyzer computing drift from Debian's Prometheus, which
 //! scrapes gateway and analyzer and evaluates the generated rules (time scale 60:
 //! `PoolOutputDrift` holds 10 s). Client traffic is chat requests at about 25 req/s, one in five
-//! with a client `max_tokens` (which decides its length, so it is no length sample).
+//! with a client `max_tokens` (the same mix reaches every pool, so the comparison stays matched).
 //!
 //! (a) A rollout of the unchanged version: green goes 20 % → 50 % → 100 % through
 //! `POST /admin/rollouts`, and keeps serving a while after. `PoolOutputDrift` never fires,

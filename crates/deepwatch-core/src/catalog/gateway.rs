@@ -111,7 +111,7 @@ pub const RESPONSE_COMPLETION_TOKENS: MetricSpec = hist!(
     "",
     &["model", "model_version", "pool"],
     buckets::TOKEN_COUNT,
-    "Distribution of completion length in tokens per successful unpinned response without a client max_tokens."
+    "Distribution of completion length in tokens per successful unpinned response."
 );
 pub const RESPONSE_REASONING_SHARE: MetricSpec = hist!(
     "deepwatch_response_reasoning_share_ratio",

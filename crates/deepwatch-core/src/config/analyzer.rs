@@ -556,9 +556,8 @@ process_limit_bytes = 0
 # Output drift: KL divergence of the current window's length, finish_reason and reasoning-share
 # distributions from the same window a day earlier, per model_version and between pools. The
 # threshold rises for small windows so that unchanged traffic does not cross it. The gateway
-# leaves pinned requests (probes) out of these distributions and counts lengths only of requests
-# without a client max_tokens; a comparison with fewer than min_samples responses on a side, or
-# of reasoning share where nothing reasons, is not exported.
+# leaves pinned requests (probes) out of these distributions; a comparison with fewer than
+# min_samples responses on a side, or of reasoning share where nothing reasons, is not exported.
 [analyzer.drift]
 enabled = true
 window_secs = 3600

@@ -44,7 +44,6 @@ pub async fn admit(
         info = request::parse(&body)?;
         record.model.clone_from(&info.model);
         record.stream = info.stream && record.endpoint != Endpoint::Embeddings;
-        record.length_limited = info.max_tokens.is_some() || info.max_completion_tokens.is_some();
         check_model(shared, &info.model)?;
         record.model_label = shared.labels.model(&info.model);
     }

@@ -36,8 +36,6 @@ pub struct Record {
     pub route: Option<Route>,
     /// Set when a trusted caller pinned the request; labels it before a route is chosen.
     pub pin: Option<Pin>,
-    /// The client set `max_tokens` or `max_completion_tokens`: the output length is its choice.
-    pub length_limited: bool,
     series: Option<Arc<Series>>,
     /// Time spent waiting on upstreams (and on injected latency standing in for them).
     pub upstream_wait: Duration,
@@ -79,7 +77,6 @@ impl Record {
             stream: false,
             route: None,
             pin: None,
-            length_limited: false,
             series: None,
             upstream_wait: Duration::ZERO,
             stream_overhead: Duration::ZERO,
@@ -262,7 +259,6 @@ impl Record {
             model: std::mem::take(&mut self.model),
             route: self.route.clone(),
             pin: self.pin.as_ref().map(Pin::log_value),
-            length_limited: self.length_limited,
             stream: self.stream,
             status: if self.status == 0 { CLIENT_CLOSED } else { self.status },
             outcome: self.outcome.unwrap_or(Outcome::ClientCancelled),

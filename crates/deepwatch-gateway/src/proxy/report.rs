@@ -25,8 +25,6 @@ pub struct Summary {
     pub route: Option<Route>,
     /// `pool=green` / `model_version=v2` for pinned requests.
     pub pin: Option<String>,
-    /// The client capped the output length (`max_tokens` / `max_completion_tokens`).
-    pub length_limited: bool,
     pub stream: bool,
     pub status: u16,
     pub outcome: Outcome,
@@ -74,11 +72,11 @@ pub fn metrics(m: &GatewayMetrics, series: &Series, s: &Summary) {
             series.spend.inc_by(cost);
         }
         if drift_sample(s) && s.endpoint != Endpoint::Embeddings {
-            // A client's max_tokens decides a truncated length, not the model: only lengths
-            // the model chose itself are comparable between versions.
-            if !s.length_limited {
-                series.completion_dist.observe(u.completion_tokens as f64);
-            }
+            // Every answered length, `max_tokens`-truncated ones included: the dashboards'
+            // response-length panel reads this histogram too, and clients that always set
+            // `max_tokens` must not empty it. Pools of one model see the same client mix, so
+            // the pool comparison stays matched.
+            series.completion_dist.observe(u.completion_tokens as f64);
             if u.completion_tokens > 0 {
                 series
                     .reasoning_share
