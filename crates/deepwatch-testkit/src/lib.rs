@@ -133,6 +133,11 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// Whether the process has exited (a server that could not bind its port exits at once).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     /// The server's combined stdout/stderr so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.name)))

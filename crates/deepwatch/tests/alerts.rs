@@ -762,7 +762,12 @@ async fn latency_alert_fires_notifies_inhibits_and_resolves_and_every_panel_has_
     })
     .await
     .unwrap_or_else(|| {
-        panic!("no AccuracyDrop e-mail; mails: {:#?}\n{}", stack.smtp.mails(), prom_logs())
+        panic!(
+            "no AccuracyDrop e-mail; mails: {:#?}\nsmtp log:\n{}\n{}",
+            stack.smtp.mails(),
+            stack.smtp.log(),
+            prom_logs()
+        )
     });
     assert!(mail.header("To").is_some_and(|t| t.contains(ONCALL)), "{}", mail.raw);
     assert!(mail.header("Subject").is_some_and(|s| s.contains("FIRING")), "{}", mail.raw);

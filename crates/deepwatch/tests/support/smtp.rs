@@ -28,6 +28,15 @@ impl Mail {
     }
 }
 
+/// `Some` once an SMTP server greets (`220 ...`) on `addr`.
+async fn greeting(addr: std::net::SocketAddr) -> Option<()> {
+    use tokio::io::AsyncReadExt;
+    let mut conn = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(2), conn.read(&mut buf)).await.ok()?.ok()?;
+    buf[..n].starts_with(b"220").then_some(())
+}
+
 impl Smtp {
     pub async fn start() -> Smtp {
         // Debian's interpreter, which has the package; a python3 earlier on PATH may not.
@@ -36,35 +45,46 @@ impl Smtp {
             python.is_file(),
             "/usr/bin/python3 not found; run scripts/install-deps.sh (python3-aiosmtpd)"
         );
-        let dir = tempfile::tempdir().expect("temp dir");
-        let maildir = dir.path().join("maildir");
-        for sub in ["tmp", "new", "cur"] {
-            std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+        // A port from `free_addr` can be taken by another test's process before aiosmtpd binds
+        // it: aiosmtpd then exits, and a plain connect would reach the other process. Only
+        // an SMTP greeting from a live aiosmtpd counts; otherwise try another port.
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let maildir = dir.path().join("maildir");
+            for sub in ["tmp", "new", "cur"] {
+                std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
+            }
+            let addr = free_addr();
+            let args = vec![
+                "-m".to_string(),
+                "aiosmtpd".to_string(),
+                "-n".to_string(),
+                "-l".to_string(),
+                addr.to_string(),
+                "-c".to_string(),
+                "aiosmtpd.handlers.Mailbox".to_string(),
+                maildir.display().to_string(),
+            ];
+            let mut server =
+                Server::spawn("smtp", python, &args, addr, dir).expect("start aiosmtpd");
+            let up = super::poll(Duration::from_secs(20), || async { greeting(addr).await }).await;
+            if up.is_some() && !server.has_exited() {
+                return Smtp { server, maildir };
+            }
+            failures.push(format!("{addr}: {}", server.log()));
         }
-        let addr = free_addr();
-        let args = vec![
-            "-m".to_string(),
-            "aiosmtpd".to_string(),
-            "-n".to_string(),
-            "-l".to_string(),
-            addr.to_string(),
-            "-c".to_string(),
-            "aiosmtpd.handlers.Mailbox".to_string(),
-            maildir.display().to_string(),
-        ];
-        let server = Server::spawn("smtp", python, &args, addr, dir).expect("start aiosmtpd");
-        let smtp = Smtp { server, maildir };
-        let up = super::poll(Duration::from_secs(20), || async {
-            tokio::net::TcpStream::connect(addr).await.ok().map(|_| ())
-        })
-        .await;
-        assert!(up.is_some(), "aiosmtpd did not accept connections:\n{}", smtp.server.log());
-        smtp
+        panic!("aiosmtpd did not greet on any of 5 ports:\n{}", failures.join("\n"));
     }
 
     /// `host:port` for Alertmanager's `smarthost`.
     pub fn smarthost(&self) -> String {
         self.server.addr.to_string()
+    }
+
+    /// aiosmtpd's output so far, for failure messages.
+    pub fn log(&self) -> String {
+        self.server.log()
     }
 
     /// Every mail delivered so far.
