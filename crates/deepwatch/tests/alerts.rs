@@ -337,17 +337,7 @@ async fn start_stack() -> Stack {
     let with_am = Config::from_toml_str(&text("http://127.0.0.1:9", &am.server.addr.to_string()))
         .expect("config");
     let generated = generate(&with_am);
-    let rules: Vec<(String, String)> = generated
-        .files
-        .iter()
-        .filter_map(|(path, text)| {
-            Some((path.strip_prefix("prometheus/")?.to_string(), text.clone()))
-        })
-        .filter(|(path, _)| path.starts_with("rules/"))
-        .collect();
-    let rule_refs: Vec<(&str, &str)> =
-        rules.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
-    let prom = Prometheus::start(&generated.files["prometheus/prometheus.yml"], &rule_refs).await;
+    let prom = crate::support::prometheus_with_rules(&generated).await;
 
     let config_path = dir.path().join("deepwatch.toml");
     let final_text = text(&prom.url(), &am.server.addr.to_string());

@@ -15,7 +15,7 @@
 
 use crate::support::procs::{args, deepwatch};
 use crate::support::watch::AlertWatcher;
-use deepwatch_testkit::{free_addr, Prometheus, Server};
+use deepwatch_testkit::{free_addr, Server};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -118,17 +118,7 @@ kubernetes_sd = false
     .await;
 
     let generated = crate::support::generate(&parsed, 60);
-    let rules: Vec<(String, String)> = generated
-        .files
-        .iter()
-        .filter_map(|(path, text)| {
-            Some((path.strip_prefix("prometheus/")?.to_string(), text.clone()))
-        })
-        .filter(|(path, _)| path.starts_with("rules/"))
-        .collect();
-    let rule_refs: Vec<(&str, &str)> =
-        rules.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
-    let prom = Prometheus::start(&generated.files["prometheus/prometheus.yml"], &rule_refs).await;
+    let prom = crate::support::prometheus_with_rules(&generated).await;
     let watcher = AlertWatcher::start(&prom.url());
 
     let http = deepwatch_core::http::builder().build().unwrap();

@@ -15,7 +15,7 @@
 
 use crate::support::procs::{args, deepwatch};
 use crate::support::watch::AlertWatcher;
-use deepwatch_testkit::{free_addr, Prometheus, Server};
+use deepwatch_testkit::{free_addr, Server};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -221,17 +221,7 @@ kubernetes_sd = false
             .expect("config parses");
     parsed.validate().unwrap_or_else(|e| panic!("test config invalid: {e}"));
     let generated = crate::support::generate(&parsed, 60);
-    let rules: Vec<(String, String)> = generated
-        .files
-        .iter()
-        .filter_map(|(path, text)| {
-            Some((path.strip_prefix("prometheus/")?.to_string(), text.clone()))
-        })
-        .filter(|(path, _)| path.starts_with("rules/"))
-        .collect();
-    let rule_refs: Vec<(&str, &str)> =
-        rules.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
-    let prom = Prometheus::start(&generated.files["prometheus/prometheus.yml"], &rule_refs).await;
+    let prom = crate::support::prometheus_with_rules(&generated).await;
     let path = dir.path().join("deepwatch.toml");
     std::fs::write(&path, generated_for(&prom.url())).unwrap();
     let config = path.display().to_string();

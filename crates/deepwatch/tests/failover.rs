@@ -21,7 +21,7 @@ use crate::support::recorder::{self, Recorder};
 use crate::support::secs_since;
 use crate::support::watch::{AlertWatcher, Outcomes};
 use deepwatch_core::config::Config;
-use deepwatch_testkit::{free_addr, Alertmanager, Prometheus, Server};
+use deepwatch_testkit::{free_addr, Alertmanager, Server};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -171,17 +171,7 @@ async fn killing_the_primary_fails_over_once_and_requests_succeed_again() {
     let am_addr = am.server.addr.to_string();
     let generated =
         generate(&Config::from_toml_str(&text("http://127.0.0.1:9", &am_addr)).expect("config"));
-    let rules: Vec<(String, String)> = generated
-        .files
-        .iter()
-        .filter_map(|(path, text)| {
-            Some((path.strip_prefix("prometheus/")?.to_string(), text.clone()))
-        })
-        .filter(|(path, _)| path.starts_with("rules/"))
-        .collect();
-    let rule_refs: Vec<(&str, &str)> =
-        rules.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
-    let prom = Prometheus::start(&generated.files["prometheus/prometheus.yml"], &rule_refs).await;
+    let prom = crate::support::prometheus_with_rules(&generated).await;
     let watcher = AlertWatcher::start(&prom.url());
 
     let final_text = text(&prom.url(), &am_addr);

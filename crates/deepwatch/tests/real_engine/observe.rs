@@ -168,17 +168,7 @@ pub async fn start_stack(ctx: &Ctx, time_scale: u64, stall_after_secs: u64) -> O
     let am = Alertmanager::start(&first.files["alertmanager/alertmanager.yml"]).await;
     let am_addr = am.server.addr.to_string();
     let generated = generate(&text("http://127.0.0.1:9", &am_addr));
-    let rules: Vec<(String, String)> = generated
-        .files
-        .iter()
-        .filter_map(|(path, text)| {
-            Some((path.strip_prefix("prometheus/")?.to_string(), text.clone()))
-        })
-        .filter(|(path, _)| path.starts_with("rules/"))
-        .collect();
-    let rule_refs: Vec<(&str, &str)> =
-        rules.iter().map(|(p, t)| (p.as_str(), t.as_str())).collect();
-    let prom = Prometheus::start(&generated.files["prometheus/prometheus.yml"], &rule_refs).await;
+    let prom = crate::support::prometheus_with_rules(&generated).await;
     let final_text = text(&prom.url(), &am_addr);
     let agent = start("agent", &final_text, a.agent, "/healthz").await;
     let gateway = start("gateway", &final_text, a.gateway_admin, "/healthz").await;

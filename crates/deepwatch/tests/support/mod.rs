@@ -43,3 +43,17 @@ pub fn generate(
     deepwatch_rules::generate(&config.rules, deepwatch_rules::Options { time_scale })
         .expect("rules generate")
 }
+
+/// Debian's Prometheus with the generated `prometheus.yml` and every generated rule file.
+pub async fn prometheus_with_rules(
+    generated: &deepwatch_rules::Generated,
+) -> deepwatch_testkit::Prometheus {
+    let rules: Vec<(&str, &str)> = generated
+        .files
+        .iter()
+        .filter_map(|(path, text)| Some((path.strip_prefix("prometheus/")?, text.as_str())))
+        .filter(|(path, _)| path.starts_with("rules/"))
+        .collect();
+    deepwatch_testkit::Prometheus::start(&generated.files["prometheus/prometheus.yml"], &rules)
+        .await
+}
