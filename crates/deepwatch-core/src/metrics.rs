@@ -4,8 +4,9 @@
 
 use crate::catalog::{MetricSpec, MetricType};
 use crate::expo::MetricSink;
+use hashbrown::{Equivalent, HashMap};
 use parking_lot::RwLock;
-use std::collections::HashMap;
+use std::hash::{Hash, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -47,14 +48,33 @@ fn key_of(label_values: &[&str]) -> LabelKey {
     label_values.iter().map(|s| s.to_string()).collect()
 }
 
+/// Label values looked up without building a `LabelKey`: a lookup of an existing series
+/// allocates nothing (the request path does several per request). Hashes exactly as the
+/// stored `[String]` does (length, then each `str`).
+struct Lookup<'a>(&'a [&'a str]);
+
+impl Hash for Lookup<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl Equivalent<LabelKey> for Lookup<'_> {
+    fn equivalent(&self, key: &LabelKey) -> bool {
+        key.len() == self.0.len() && key.iter().zip(self.0).all(|(k, v)| k == v)
+    }
+}
+
+type LabelMap<T> = HashMap<LabelKey, Arc<T>, RandomState>;
+
 struct Cells<T> {
     spec: &'static MetricSpec,
-    cells: RwLock<HashMap<LabelKey, Arc<T>>>,
+    cells: RwLock<LabelMap<T>>,
 }
 
 impl<T: Default> Cells<T> {
     fn new(spec: &'static MetricSpec) -> Self {
-        Cells { spec, cells: RwLock::new(HashMap::new()) }
+        Cells { spec, cells: RwLock::new(LabelMap::default()) }
     }
 
     fn get(&self, label_values: &[&str]) -> Arc<T> {
@@ -64,14 +84,14 @@ impl<T: Default> Cells<T> {
             "labels of {}",
             self.spec.name
         );
-        if let Some(cell) = self.cells.read().get(key_of(label_values).as_ref()) {
+        if let Some(cell) = self.cells.read().get(&Lookup(label_values)) {
             return cell.clone();
         }
         self.cells.write().entry(key_of(label_values)).or_default().clone()
     }
 
     fn remove(&self, label_values: &[&str]) {
-        self.cells.write().remove(key_of(label_values).as_ref());
+        self.cells.write().remove(&Lookup(label_values));
     }
 
     fn sorted(&self) -> Vec<(LabelKey, Arc<T>)> {
@@ -242,7 +262,7 @@ impl HistogramCell {
 /// A histogram family with the catalog's bucket layout.
 pub struct HistogramVec {
     spec: &'static MetricSpec,
-    cells: RwLock<HashMap<LabelKey, Arc<HistogramCell>>>,
+    cells: RwLock<LabelMap<HistogramCell>>,
 }
 
 /// Handle to one label set of a histogram.
@@ -267,7 +287,7 @@ impl Histogram {
 impl HistogramVec {
     pub fn new(spec: &'static MetricSpec) -> Self {
         assert_eq!(spec.kind, MetricType::Histogram, "{} is not a histogram", spec.name);
-        HistogramVec { spec, cells: RwLock::new(HashMap::new()) }
+        HistogramVec { spec, cells: RwLock::new(LabelMap::default()) }
     }
 
     pub fn with(&self, label_values: &[&str]) -> Histogram {
@@ -277,15 +297,14 @@ impl HistogramVec {
             "labels of {}",
             self.spec.name
         );
-        let key = key_of(label_values);
-        if let Some(cell) = self.cells.read().get(&key) {
+        if let Some(cell) = self.cells.read().get(&Lookup(label_values)) {
             return Histogram(cell.clone());
         }
         let spec = self.spec;
         Histogram(
             self.cells
                 .write()
-                .entry(key)
+                .entry(key_of(label_values))
                 .or_insert_with(|| Arc::new(HistogramCell::new(spec.buckets)))
                 .clone(),
         )
@@ -338,6 +357,24 @@ mod tests {
     use super::*;
     use crate::catalog::common::{COLLECTOR_DURATION, COLLECTOR_UP};
     use crate::expo::Format;
+    use std::hash::BuildHasher;
+
+    /// A lookup by borrowed values must hash like the stored key, or every request would
+    /// miss the read path and take the write lock.
+    #[test]
+    fn borrowed_lookup_hashes_and_compares_like_the_stored_key() {
+        let s = RandomState::new();
+        let key = key_of(&["a", "bc", ""]);
+        assert_eq!(s.hash_one(&key), s.hash_one(Lookup(&["a", "bc", ""])));
+        assert!(Lookup(&["a", "bc", ""]).equivalent(&key));
+        assert!(!Lookup(&["ab", "c", ""]).equivalent(&key));
+        assert!(!Lookup(&["a", "bc"]).equivalent(&key));
+        let g = GaugeVec::new(&COLLECTOR_UP);
+        g.with(&["x"]).add(1.0);
+        g.with(&["x"]).add(1.0);
+        assert_eq!(g.with(&["x"]).get(), 2.0);
+        assert_eq!(g.0.cells.read().len(), 1);
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative_and_inf_is_count() {

@@ -105,6 +105,17 @@ async fn streamed_output_is_redacted_across_chunk_boundaries() {
         v["choices"][0]["message"]["content"],
         "Mail [REDACTED:email] or [REDACTED:phone] today"
     );
+    // ... and counted once each, like the stream's.
+    let m = metrics(&gw).await;
+    let out = |kind: &str| {
+        sample(
+            &m,
+            "deepwatch_sensitive_data_matches_total",
+            &[("kind", kind), ("direction", "output"), ("action", "redact")],
+        )
+    };
+    assert_eq!(out("email"), Some(2.0));
+    assert_eq!(out("phone"), Some(2.0));
 }
 
 #[tokio::test]
@@ -129,8 +140,15 @@ async fn blocked_output_ends_the_stream_before_the_value_is_sent() {
         .unwrap();
     assert!(text.contains("Your ") && !text.contains("sk-abc"), "{text}");
     assert!(events(&text).last().unwrap().contains("sensitive_data_blocked"), "{text}");
+    // A whole answer with the key is refused outright.
+    let resp = client().post(chat_url(&gw)).json(&chat_body(false)).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("sensitive_data_blocked") && !body.contains("sk-abc"), "{body}");
     let m = metrics(&gw).await;
-    assert_eq!(sum(&m, "deepwatch_requests_total", &[("outcome", "rejected")]), 1.0);
+    assert_eq!(sum(&m, "deepwatch_requests_total", &[("outcome", "rejected")]), 2.0);
+    let blocked = &[("kind", "api_key"), ("direction", "output"), ("action", "block")];
+    assert_eq!(sample(&m, "deepwatch_sensitive_data_matches_total", blocked), Some(2.0));
 }
 
 /// Four multi-megabyte digit-heavy prompts (every run of digits a candidate for the card, phone

@@ -6,6 +6,11 @@ use std::process::ExitCode;
 
 mod cmd;
 
+/// mimalloc instead of glibc malloc: allocation and free were about a sixth of the gateway's CPU
+/// per proxied request (`perf` under `bench/gateway_overhead.sh`; docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `deepwatch --version`: the version and the optional features this binary was built with.
 const LONG_VERSION: &str = if cfg!(feature = "k8s") {
     concat!(env!("CARGO_PKG_VERSION"), " (features: k8s)")

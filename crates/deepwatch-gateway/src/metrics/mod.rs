@@ -76,7 +76,7 @@ pub struct GatewayMetrics {
     /// Request-log lines by outcome (written, dropped, failed); the writer holds the handles.
     pub request_log_lines: deepwatch_core::metrics::CounterVec,
     build_info: Gauges<Build>,
-    series: RwLock<HashMap<String, Arc<Series>>>,
+    series: RwLock<HashMap<RequestLabels, Arc<Series>>>,
     /// `gateway.prices`, replaced on reload.
     prices: RwLock<Prices>,
     /// `gateway.daily_budgets`, replaced on reload.
@@ -205,11 +205,7 @@ impl GatewayMetrics {
 
     /// Handles for one request identity (created on first use, then cached).
     pub fn series(&self, labels: &RequestLabels) -> Arc<Series> {
-        let key = format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
-            labels.model, labels.model_version, labels.pool, labels.endpoint, labels.tenant
-        );
-        if let Some(s) = self.series.read().get(&key) {
+        if let Some(s) = self.series.read().get(labels) {
             return s.clone();
         }
         let ids = labels.ids();
@@ -232,7 +228,7 @@ impl GatewayMetrics {
             completion_dist: self.response_completion_tokens.with(&labels.response()),
             reasoning_share: self.response_reasoning_share.with(&labels.response()),
         });
-        self.series.write().entry(key).or_insert(s).clone()
+        self.series.write().entry(labels.clone()).or_insert(s).clone()
     }
 
     /// Sets the price table (at start and on reload).

@@ -25,6 +25,7 @@ use deepwatch_core::error::ErrorCode;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 fn build(
@@ -570,28 +571,32 @@ fn add_headers(h: &mut http::HeaderMap, id: &str, pool: &Pool, overhead: std::ti
     }
 }
 
+/// The parts of a whole answer the gateway reads; texts borrow from the body where they hold
+/// no escapes.
 #[derive(Deserialize)]
-struct WireResponse {
-    #[serde(default)]
-    choices: Vec<WireChoice>,
+struct WireResponse<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<WireChoice<'a>>,
     #[serde(default)]
     usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
-struct WireChoice {
-    #[serde(default)]
-    message: Option<WireMessage>,
-    #[serde(default)]
-    text: Option<String>,
+struct WireChoice<'a> {
+    #[serde(default, borrow)]
+    message: Option<WireMessage<'a>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
     #[serde(default)]
     finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
-struct WireMessage {
-    #[serde(default)]
-    content: Option<String>,
+struct WireMessage<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
 }
 
 /// Relays a whole upstream answer: measures it, scans its output, sets our headers.
@@ -621,7 +626,7 @@ fn answer(
             }
             Outcome::Ok
         } else {
-            match serde_json::from_slice::<WireResponse>(&body) {
+            match serde_json::from_slice::<WireResponse<'_>>(&body) {
                 Ok(parsed) => {
                     record.usage = parsed.usage.as_ref().map(Usage::from);
                     record.finish_reason =
@@ -634,11 +639,28 @@ fn answer(
                                 .filter_map(|c| {
                                     c.message
                                         .as_ref()
-                                        .and_then(|m| m.content.clone())
-                                        .or(c.text.clone())
+                                        .and_then(|m| m.content.as_deref())
+                                        .or(c.text.as_deref())
                                 })
                                 .collect(),
                         );
+                    }
+                    if record.endpoint.generates() {
+                        let texts = parsed.choices.iter().flat_map(|c| {
+                            let m = c.message.as_ref();
+                            [
+                                m.and_then(|m| m.content.as_deref()),
+                                m.and_then(|m| m.reasoning_content.as_deref()),
+                                c.text.as_deref(),
+                            ]
+                            .into_iter()
+                            .flatten()
+                        });
+                        match super::output::scan(&shared, &mut record, &body, texts, opts) {
+                            Ok(Some(rewritten)) => body = rewritten,
+                            Ok(None) => {}
+                            Err(err) => return record.reject(err.into()),
+                        }
                     }
                     Outcome::Ok
                 }
@@ -653,13 +675,6 @@ fn answer(
     } else {
         Outcome::Rejected
     };
-    if outcome == Outcome::Ok && record.endpoint.generates() {
-        match super::output::scan(&shared, &mut record, &body, opts) {
-            Ok(Some(rewritten)) => body = rewritten,
-            Ok(None) => {}
-            Err(err) => return record.reject(err.into()),
-        }
-    }
     let overhead = record.overhead_now();
     let pool = route.pool.clone();
     let id = record.id.clone();

@@ -13,54 +13,24 @@ use bytes::Bytes;
 use deepwatch_core::config::gateway::ScanAction;
 use deepwatch_core::error::ErrorCode;
 
-/// Output scanning of a whole answer: counts, and for redact/block rewrites or refuses it.
-pub(super) fn scan(
+/// Output scanning of a whole answer: counts the matches in `texts` (the answer's `content`,
+/// `reasoning_content` and `text` strings, already parsed by the caller), and for
+/// redact/block rewrites or refuses it. Only a redaction with a match re-parses the body.
+pub(super) fn scan<'t>(
     shared: &Shared,
     record: &mut Record,
     body: &Bytes,
+    texts: impl Iterator<Item = &'t str>,
     opts: &RelayOptions,
 ) -> Result<Option<Bytes>, ApiError> {
     let action = opts.output_action;
     if action == ScanAction::Off || opts.policy.kinds.is_empty() {
         return Ok(None);
     }
-    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else { return Ok(None) };
     let mut kinds = Vec::new();
-    let mut changed = false;
-    if let Some(choices) = v.get_mut("choices").and_then(|c| c.as_array_mut()) {
-        for choice in choices {
-            let mut fields: Vec<&mut serde_json::Value> = Vec::new();
-            if let Some(obj) = choice.as_object_mut() {
-                let (msg, rest): (Vec<_>, Vec<_>) =
-                    obj.iter_mut().partition(|(k, _)| k.as_str() == "message");
-                for (_, m) in msg {
-                    if let Some(m) = m.as_object_mut() {
-                        for (k, f) in m.iter_mut() {
-                            if k == "content" || k == "reasoning_content" {
-                                fields.push(f);
-                            }
-                        }
-                    }
-                }
-                for (k, f) in rest {
-                    if k == "text" {
-                        fields.push(f);
-                    }
-                }
-            }
-            for f in fields {
-                let Some(text) = f.as_str() else { continue };
-                let found = shared.scanner.detectors.find(text, &opts.policy.kinds);
-                if found.is_empty() {
-                    continue;
-                }
-                kinds.extend(found.iter().map(|m| m.kind));
-                if action == ScanAction::Redact {
-                    *f = serde_json::Value::String(redact(text, &found));
-                    changed = true;
-                }
-            }
-        }
+    for text in texts {
+        kinds
+            .extend(shared.scanner.detectors.find(text, &opts.policy.kinds).iter().map(|m| m.kind));
     }
     for k in &kinds {
         shared.metrics.sensitive.inc(&SensitiveIds {
@@ -71,12 +41,45 @@ pub(super) fn scan(
         });
     }
     record.sensitive_matches += kinds.len() as u32;
-    if action == ScanAction::Block && !kinds.is_empty() {
-        return Err(ApiError::new(
+    if kinds.is_empty() {
+        return Ok(None);
+    }
+    match action {
+        ScanAction::Block => Err(ApiError::new(
             ErrorCode::Forbidden,
             "sensitive_data_blocked",
             "the response contained sensitive data and policy blocks it",
-        ));
+        )),
+        ScanAction::Redact => Ok(redacted(shared, body, opts)),
+        _ => Ok(None),
     }
-    Ok(if changed { serde_json::to_vec(&v).ok().map(Bytes::from) } else { None })
+}
+
+/// The answer with every match in its `content`, `reasoning_content` and `text` strings
+/// replaced.
+fn redacted(shared: &Shared, body: &Bytes, opts: &RelayOptions) -> Option<Bytes> {
+    let mut v = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    let choices = v.get_mut("choices").and_then(|c| c.as_array_mut())?;
+    for choice in choices {
+        let Some(obj) = choice.as_object_mut() else { continue };
+        for (k, f) in obj.iter_mut() {
+            let fields: Vec<&mut serde_json::Value> = match (k.as_str(), f) {
+                ("message", serde_json::Value::Object(m)) => m
+                    .iter_mut()
+                    .filter(|(k, _)| *k == "content" || *k == "reasoning_content")
+                    .map(|(_, f)| f)
+                    .collect(),
+                ("text", f) => vec![f],
+                _ => continue,
+            };
+            for f in fields {
+                let Some(text) = f.as_str() else { continue };
+                let found = shared.scanner.detectors.find(text, &opts.policy.kinds);
+                if !found.is_empty() {
+                    *f = serde_json::Value::String(redact(text, &found));
+                }
+            }
+        }
+    }
+    serde_json::to_vec(&v).ok().map(Bytes::from)
 }
